@@ -1,0 +1,3 @@
+from mtalign.cli import main
+
+raise SystemExit(main())
