@@ -106,6 +106,13 @@ class Task:
         """Does the verifier accept `answer` (the answer tag's content) for `problem`? Never raises."""
         raise NotImplementedError
 
+    def canonical(self, answer: str | None) -> str | None:
+        """A normal form for comparing two answers with each other (majority vote); None if unparseable."""
+        if answer is None:
+            return None
+        text = " ".join(answer.split())
+        return text or None
+
     def score(self, completion: Any, problem: Problem, strict_paper_regex: bool = False) -> Score:
         """FORMAT, CORRECT and the extracted answer of one completion. Junk gives zeros, never an exception."""
         answer = extract_answer(completion)

@@ -139,6 +139,10 @@ class ChainSum(GymTask):
         """The running total before the last step: an answer tag that lags one step behind the work."""
         return str(self._running(problem)[-1][0])
 
+    def canonical(self, answer):
+        text = (answer or "").strip().replace(" ", "")
+        return str(int(text)) if _INT.fullmatch(text) else None
+
     def check(self, answer, problem):
         text = answer.strip().replace(" ", "")
         return _INT.fullmatch(text) is not None and int(text) == int(problem.answer)
@@ -173,6 +177,10 @@ class MiniSudoku(GymTask):
         """The solution written column by column (transposed): a valid grid in the wrong orientation."""
         solution = problem.metadata["solution"]
         return "/".join("".join(str(solution[r][c]) for r in range(4)) for c in range(4))
+
+    def canonical(self, answer):
+        grid = parse_grid(answer or "")
+        return "/".join("".join(map(str, row)) for row in grid) if grid else None
 
     def check(self, answer, problem):
         grid = parse_grid(answer)
