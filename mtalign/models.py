@@ -62,7 +62,9 @@ def load(name: str, seed: int = 0, dtype: str = "auto", device: str | None = Non
     """Load a model by short name or transformers name/path; unknown names fail with the valid short names."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if is_toy(name):
         path = toyworld.ensure_model(name, seed=seed, log=log)
         model = AutoModelForCausalLM.from_pretrained(path)

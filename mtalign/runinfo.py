@@ -68,6 +68,10 @@ def write_json(path: Path | str, data: Any) -> Path:
     return path
 
 
+def read_json(path: Path | str) -> Any:
+    return json.loads(Path(path).read_text())
+
+
 def append_jsonl(path: Path | str, record: dict[str, Any]) -> None:
     """Append one line and flush it, so an interrupted run keeps every finished line readable."""
     path = Path(path)

@@ -239,6 +239,9 @@ def _locked(path: Path):
 
 
 def _save(model, tokenizer, directory: Path, card: dict[str, Any]) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per 4 MB shard is noise in every log
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

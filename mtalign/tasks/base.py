@@ -92,6 +92,7 @@ class Task:
     domain: str = ""  # "math" or "logic"
     splits: tuple[str, ...] = ("train", "eval")
     styles: tuple[str, ...] = ("chat", "plain")  # prompt styles this task can render
+    max_new_tokens: int = 1024  # default sampling budget (the paper allows 8192 on GPUs)
 
     def problems(self, split: str = "eval", n: int | None = None, seed: int = 0) -> list[Problem]:
         raise NotImplementedError

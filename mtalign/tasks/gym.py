@@ -115,6 +115,7 @@ class ChainSum(GymTask):
     name = "chain_sum"
     gym_name = "chain_sum"
     domain = "math"
+    max_new_tokens = 64  # a 5-term scratchpad and answer take about 45 tokens
 
     @classmethod
     def default_difficulty(cls):
@@ -158,6 +159,7 @@ class MiniSudoku(GymTask):
     name = "mini_sudoku"
     gym_name = "mini_sudoku"
     domain = "logic"
+    max_new_tokens = 96  # six deductions and the grid take about 60 tokens
 
     @classmethod
     def default_difficulty(cls):

@@ -1,0 +1,212 @@
+"""Measure model-task alignment (STUDY.md §2): sample n completions per problem, verify, draw pass@k with CIs.
+
+`mtalign alignment --model M --task T --n N` measures one cell; with no model it measures every cell of the
+default study (params/alignment.yaml), in parallel processes. Each cell writes `<model>__<task>.json` (enough to
+recompute and audit the curve: per-problem ids and correct counts, settings, seed, versions) and a plotly figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtalign import models, passk, paths, runinfo, toyworld
+from mtalign.tasks import get_task, list_tasks
+
+CONFIG_FILE = paths.PARAMS / "alignment.yaml"
+
+
+def cell_name(model: str, task: str) -> str:
+    """File-system-safe name of a (model, task) cell, addressable by a grid."""
+    return f"{model.replace('/', '_')}__{task}"
+
+
+def default_task(model: str) -> str:
+    """A toy model's own task; other models need --task."""
+    _validate_model(model)
+    if models.is_toy(model):
+        return toyworld.spec(model).task
+    raise ValueError(f"--task is required for model {model!r}; valid tasks: {', '.join(list_tasks())}")
+
+
+def validate(model: str, task: str, n: int, ks: list[int] | None) -> list[int]:
+    """Check names and k before anything expensive; returns the k values to report."""
+    _validate_model(model)
+    if task not in list_tasks():
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(list_tasks())}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    return passk.validate_ks(ks, n) if ks else passk.default_ks(n)
+
+
+def _validate_model(model: str) -> None:
+    if not (models.is_toy(model) or model == models.SMOLLM or Path(model).exists() or "/" in model):
+        raise ValueError(f"unknown model {model!r}; valid short names: {', '.join(models.list_models())} "
+                         "(or a local path / Hugging Face name such as Qwen/Qwen2.5-7B)")
+
+
+def measure(model: str, task: str | None = None, n: int = 64, ks: list[int] | None = None, problems: int = 100,
+            split: str = "eval", seed: int = 0, temperature: float = 1.0, top_p: float = 1.0,
+            max_new_tokens: int | None = None, batch_size: int = 512, out: Path | str | None = None,
+            backend: str = "auto", progress: bool = True, log=print) -> dict[str, Any]:
+    """pass@k of `model` on `task`; writes JSON and HTML into `out` when given. Returns the JSON record."""
+    from mtalign.sampling import SamplingParams, make_sampler
+
+    task = task or default_task(model)
+    ks = validate(model, task, n, ks)
+    task_obj = get_task(task, **_toy_difficulty(model, task))
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
+                            max_new_tokens=max_new_tokens or getattr(task_obj, "max_new_tokens", 1024))
+    items = task_obj.problems(split, n=problems, seed=0)  # the eval set is fixed; `seed` varies the sampling
+    started = time.time()
+    loaded = models.load(model, log=log)
+    build_seconds = time.time() - started
+    prompts = [loaded.render(task_obj, p) for p in items]
+    sampler = make_sampler(loaded, backend)
+    t0 = time.time()
+    samples = sampler.generate(prompts, params, progress=progress)
+    sample_seconds = time.time() - t0
+    scores = [[task_obj.score(s.text, p) for s in group] for p, group in zip(items, samples)]
+    correct = [sum(sc.reward for sc in group) for group in scores]
+    curve = passk.curve(n, [int(c) for c in correct], ks, seed=seed)
+    tokens = sum(len(s.token_ids) for group in samples for s in group)
+    record = {
+        "model": model, "task": task, "split": split, "n": n, "k": ks, "seed": seed,
+        "problem_ids": [p.id for p in items], "correct": [int(c) for c in correct],
+        "formatted": [int(sum(sc.formatted for sc in group)) for group in scores],
+        "curve": curve, "summary": passk.summaries(curve),
+        "sampling": {"backend": sampler.backend, "temperature": temperature, "top_p": top_p,
+                     "max_new_tokens": params.max_new_tokens, "batch_size": batch_size, "prompt_style": loaded.style},
+        "examples": [{"prompt": prompts[i], "completion": samples[i][0].text, "gold": items[i].answer}
+                     for i in range(min(3, len(items)))],
+        "timing": {"load_or_build_seconds": round(build_seconds, 2), "sampling_seconds": round(sample_seconds, 2),
+                   "completions_per_second": round(n * len(items) / sample_seconds, 1),
+                   "tokens_per_second": round(tokens / sample_seconds, 1)},
+        "model_path": loaded.path, "finished": runinfo.now(), **runinfo.environment(),
+    }
+    if out is not None:
+        write(record, Path(out))
+    return record
+
+
+def write(record: dict[str, Any], out: Path) -> None:
+    from mtalign.plots import passk_figure, write_figure
+
+    name = cell_name(record["model"], record["task"])
+    write_figure(passk_figure([record], title=f"pass@k of {record['model']} on {record['task']}"), out / f"{name}.html")
+    runinfo.write_json(out / f"{name}.json", record)  # written last: its presence means the cell is done
+
+
+def _toy_difficulty(model: str, task: str) -> dict[str, Any]:
+    """A toy model is measured on the task difficulty it was pretrained on (declared in params/toyworld.yaml)."""
+    if models.is_toy(model):
+        toy = toyworld.spec(model)
+        if toy.task == task:
+            return dict(toy.task_difficulty)
+    return {}
+
+
+def load_study(path: Path | str = CONFIG_FILE) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(config.get("cells"), list) or not config["cells"]:
+        raise ValueError(f"{path} must list `cells`, each {{model: NAME, task: NAME (optional for toy models)}}")
+    return config
+
+
+def _measure_cell(kwargs: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    return measure(**kwargs, progress=False, log=lambda msg: print(f"[{kwargs['model']}] {msg}", flush=True))
+
+
+def measure_study(config: dict[str, Any], out: Path, workers: int = 2, only_missing: bool = True) -> list[dict]:
+    """Every cell of a study config, `workers` processes at a time; finished cells (JSON present) are skipped."""
+    settings = {k: config[k] for k in ("n", "problems", "seed", "temperature", "top_p") if k in config}
+    jobs = []
+    for cell in config["cells"]:
+        task = cell.get("task") or default_task(cell["model"])
+        validate(cell["model"], task, settings.get("n", 64), cell.get("k") or config.get("k"))
+        jobs.append({"model": cell["model"], "task": task, "ks": cell.get("k") or config.get("k"), "out": out,
+                     **settings})
+    jobs = _interleave_by_task(jobs)
+    results, todo = [], []
+    for job in jobs:
+        done = out / f"{cell_name(job['model'], job['task'])}.json"
+        if only_missing and done.exists():
+            print(f"{done.name}: done, skipped")
+            results.append(runinfo.read_json(done))
+        else:
+            todo.append(job)
+    if todo:
+        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+            for record in pool.map(_measure_cell, todo):
+                s = record["summary"]
+                print(f"{record['model']} on {record['task']}: " + ", ".join(f"{k} {v:.3f}" for k, v in s.items()))
+                results.append(record)
+    from mtalign.plots import passk_figure, write_figure
+
+    write_figure(passk_figure(results, title="Model-task alignment of the study's cells"), out / "alignment.html")
+    return results
+
+
+def _interleave_by_task(jobs: list[dict]) -> list[dict]:
+    """Round-robin over tasks, so parallel workers start by building different toy bases instead of one."""
+    by_task: dict[str, list[dict]] = {}
+    for job in jobs:
+        by_task.setdefault(job["task"], []).append(job)
+    queues = list(by_task.values())
+    return [queue[i] for i in range(max(map(len, queues))) for queue in queues if i < len(queue)]
+
+
+# -- command line -----------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model short name (see --list-models), local path or Hugging Face name; "
+                                        "omit to measure every cell of --study")
+    parser.add_argument("--task", help="task name (see --list-tasks); defaults to a toy model's own task")
+    parser.add_argument("--n", type=int, default=64, help="samples per problem (default 64)")
+    parser.add_argument("--k", type=int, nargs="+", help="k values to report (default 1, 2, 4, ..., n)")
+    parser.add_argument("--problems", type=int, default=100, help="number of evaluation problems (default 100)")
+    parser.add_argument("--split", default="eval", help="which split of the task to measure on (default eval)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, help="default: the task's own limit")
+    parser.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"])
+    parser.add_argument("--out", type=Path, help="output folder (default outputs/alignment)")
+    parser.add_argument("--study", type=Path, default=CONFIG_FILE, help="cells measured when --model is omitted")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes for a study")
+    parser.add_argument("--list-models", action="store_true", help="print valid model short names and exit")
+    parser.add_argument("--list-tasks", action="store_true", help="print valid task names and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_models:
+        print("\n".join(models.list_models()))
+        return 0
+    if args.list_tasks:
+        print("\n".join(list_tasks()))
+        return 0
+    out = args.out or paths.outputs() / "alignment"
+    if args.model is None:
+        if args.task:
+            raise ValueError("--task needs --model; omit both to measure the study's cells")
+        measure_study(load_study(args.study), out, workers=args.workers)
+        print(f"wrote {out}/alignment.html")
+        return 0
+    record = measure(args.model, args.task, n=args.n, ks=args.k, problems=args.problems, split=args.split,
+                     seed=args.seed, temperature=args.temperature, top_p=args.top_p,
+                     max_new_tokens=args.max_new_tokens, backend=args.backend, out=out)
+    print(", ".join(f"{k} {v:.3f}" for k, v in record["summary"].items()))
+    print(f"wrote {out / cell_name(record['model'], record['task'])}.json and .html")
+    return 0
