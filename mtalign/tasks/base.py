@@ -23,7 +23,6 @@ MAX_CHECK_CHARS = 20_000
 _FORMAT = re.compile(r"\s*<think>(?:(?!<think>|</think>).)*</think>\s*<answer>((?:(?!<answer>|</answer>).)*)</answer>\s*", re.DOTALL)
 # The released code's regex has no DOTALL, so a newline inside <think> fails the format. Offered as an option only.
 _FORMAT_PAPER = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$")
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -76,8 +75,12 @@ def is_formatted(completion: Any, strict_paper_regex: bool = False) -> bool:
 def extract_answer(completion: Any) -> str | None:
     """Content of the first `<answer>…</answer>` tag, stripped; None when there is none."""
     text = as_text(completion)[:MAX_CHECK_CHARS]
-    match = _ANSWER.search(text)
-    return match.group(1).strip() if match else None
+    # str.find rather than a lazy regex: linear even on 100 KB of repeated tags
+    start = text.find("<answer>")
+    if start < 0:
+        return None
+    end = text.find("</answer>", start + len("<answer>"))
+    return text[start + len("<answer>"):end].strip() if end >= 0 else None
 
 
 def stable_hash(text: str) -> int:
