@@ -62,7 +62,8 @@ class Stage:
     formatted_filler_frac: float = 0.3  # of filler documents, the share wrapped in the think/answer format
     tagged_frac: float = 0.0
     answer_fidelity: float = 1.0
-    eval_exposure: float = 0.0  # fraction of task documents drawn from the eval split (contamination)
+    eval_exposure: float = 0.0  # fraction of task documents that are evaluation problems (contamination)
+    eval_set_size: int = 200  # contamination draws from the first problems of the eval split, which evaluation uses
     bf16: bool = True
 
 
@@ -81,21 +82,26 @@ class ToyModelSpec:
     seed: int = 0
 
     def key(self) -> str:
-        payload = json.dumps({**asdict(self), "name": None, "code": code_version()}, sort_keys=True)
-        return hashlib.sha1(payload.encode()).hexdigest()[:12]
+        data = corpus_fingerprint(self.task, self.task_difficulty, self.stage, self.seed + 1)
+        payload = {**asdict(self), "name": None, "code": code_version(), "data": data, "base_key": self.base_key()}
+        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def base_key(self) -> str:
+        data = corpus_fingerprint(self.task, self.task_difficulty, self.base, self.seed)
         payload = {"world": self.world, "task": self.task, "model": self.model, "difficulty": self.task_difficulty,
-                   "base": asdict(self.base), "seed": self.seed, "code": code_version()}
+                   "base": asdict(self.base), "seed": self.seed, "code": code_version(), "data": data}
         return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def code_version() -> str:
-    """Hash of the code that writes corpora and trains toy models: a change invalidates cached models."""
-    digest = hashlib.sha1()
-    for module in ("toyworld.py", "tasks/gym.py", "tasks/base.py"):
-        digest.update((Path(__file__).parent / module).read_bytes())
-    return digest.hexdigest()[:10]
+    """Hash of the training code: a change to it invalidates cached models."""
+    return hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
+
+
+def corpus_fingerprint(task: str, difficulty: dict[str, Any], stage: Stage, seed: int, documents: int = 64) -> str:
+    """Hash of a stage's first documents: catches any change in how tasks render, and nothing else."""
+    corpus = Corpus(get_task(task, **difficulty), stage, seed)
+    return hashlib.sha1("".join(corpus.batch(documents)).encode()).hexdigest()[:10]
 
 
 def load_config(path: Path | str = CONFIG_FILE) -> dict[str, Any]:
@@ -171,7 +177,8 @@ class Corpus:
         self.task, self.stage = task, stage
         self.rng = random.Random(f"corpus-{seed}")
         self.train = task.stream("train", seed=seed)
-        self.eval = task.stream("eval", seed=seed) if stage.eval_exposure > 0 else None
+        # Contamination repeats the very problems that evaluation uses (the eval split's fixed first problems).
+        self.eval = task.problems("eval", n=stage.eval_set_size, seed=0) if stage.eval_exposure > 0 else None
 
     def document(self) -> str:
         rng, stage = self.rng, self.stage
@@ -180,8 +187,10 @@ class Corpus:
             if rng.random() < stage.formatted_filler_frac:
                 return f"<think>{' '.join(words[:-1])}</think><answer>{words[-1]}</answer><eos>"
             return " ".join(words) + ".<eos>"
-        source = self.eval if self.eval is not None and rng.random() < stage.eval_exposure else self.train
-        problem = next(source)
+        if self.eval is not None and rng.random() < stage.eval_exposure:
+            problem = rng.choice(self.eval)
+        else:
+            problem = next(self.train)
         prompt = self.task.prompt(problem, "compact")
         if rng.random() < stage.tagged_frac:
             answer = None if rng.random() < stage.answer_fidelity else self.task.convention_answer(problem)
