@@ -52,15 +52,20 @@ def _validate_model(model: str) -> None:
 
 
 def measure(model: str, task: str | None = None, n: int = 64, ks: list[int] | None = None, problems: int = 100,
-            split: str = "eval", seed: int = 0, temperature: float = 1.0, top_p: float = 1.0,
+            split: str | None = None, seed: int = 0, temperature: float = 1.0, top_p: float = 1.0,
             max_new_tokens: int | None = None, batch_size: int = 512, out: Path | str | None = None,
-            backend: str = "auto", progress: bool = True, log=print) -> dict[str, Any]:
-    """pass@k of `model` on `task`; writes JSON and HTML into `out` when given. Returns the JSON record."""
+            backend: str = "auto", progress: bool = True, task_kwargs: dict[str, Any] | None = None,
+            log=print) -> dict[str, Any]:
+    """pass@k of `model` on `task`; writes JSON and HTML into `out` when given. Returns the JSON record.
+
+    `split` defaults to the task's evaluation split; `task_kwargs` go to the task (e.g. data_path, grader).
+    """
     from mtalign.sampling import SamplingParams, make_sampler
 
     task = task or default_task(model)
     ks = validate(model, task, n, ks)
-    task_obj = get_task(task, **_toy_difficulty(model, task))
+    task_obj = get_task(task, **{**_toy_difficulty(model, task), **(task_kwargs or {})})
+    split = split or task_obj.eval_split
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
                             max_new_tokens=max_new_tokens or getattr(task_obj, "max_new_tokens", 1024))
     items = task_obj.problems(split, n=problems, seed=0)  # the eval set is fixed; `seed` varies the sampling
@@ -177,7 +182,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=64, help="samples per problem (default 64)")
     parser.add_argument("--k", type=int, nargs="+", help="k values to report (default 1, 2, 4, ..., n)")
     parser.add_argument("--problems", type=int, default=100, help="number of evaluation problems (default 100)")
-    parser.add_argument("--split", default="eval", help="which split of the task to measure on (default eval)")
+    parser.add_argument("--split", help="which split of the task to measure on (default: the task's eval split)")
+    parser.add_argument("--data-path", help="local file or folder holding a hub dataset (hub tasks only)")
+    parser.add_argument("--grader", choices=["math_verify", "exact"], help="math grader (hub math tasks only)")
     parser.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-p", type=float, default=1.0)
@@ -206,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     record = measure(args.model, args.task, n=args.n, ks=args.k, problems=args.problems, split=args.split,
                      seed=args.seed, temperature=args.temperature, top_p=args.top_p,
-                     max_new_tokens=args.max_new_tokens, backend=args.backend, out=out)
+                     max_new_tokens=args.max_new_tokens, backend=args.backend, out=out,
+                     task_kwargs={k: v for k, v in (("data_path", args.data_path), ("grader", args.grader)) if v})
     print(", ".join(f"{k} {v:.3f}" for k, v in record["summary"].items()))
     print(f"wrote {out / cell_name(record['model'], record['task'])}.json and .html")
     return 0

@@ -31,7 +31,7 @@
 world: str = "micro"  # toy world to measure: "micro" (smoke test) or "toy" (the study)
 tasks: list = ["chain_sum", "mini_sudoku"]  # task families, each with its own toy models
 recipes: list = ["strong", "weak"]  # exposure recipes (params/toyworld.yaml)
-n: int = 8  # samples per problem; pass@k is reported for k = 1, 2, 4, ..., n
+n: int = 8  # samples per problem; pass@k is reported for k in 1, 2, 4, ... up to n
 problems: int = 10  # held-out evaluation problems per cell
 seed: int = 0  # sampling and bootstrap seed
 workers: int = 2  # parallel processes (one thread each)

@@ -94,6 +94,8 @@ class Task:
     name: str = ""
     domain: str = ""  # "math" or "logic"
     splits: tuple[str, ...] = ("train", "eval")
+    train_split: str | None = "train"  # the split RL trains on (None: the task is evaluation-only)
+    eval_split: str | None = "eval"  # the split alignment and held-out accuracy are measured on
     styles: tuple[str, ...] = ("chat", "plain")  # prompt styles this task can render
     max_new_tokens: int = 1024  # default sampling budget (the paper allows 8192 on GPUs)
 

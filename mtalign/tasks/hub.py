@@ -1,0 +1,664 @@
+"""The paper's real datasets (STUDY.md §5): loaders, prompts and verifiers for math and logic.
+
+Math (one user message: the study's instruction, then the problem): DeepScaleR (train), MATH-500, AIME 2024,
+AIME 2025, AMC 2023 (evaluation). Logic (the dataset's own prompt): SynLogic-Easy (train and validation) and the
+five KOR-Bench subsets (evaluation).
+
+Where the data comes from. A hub dataset is read from the local Hugging Face cache (a snapshot fetched with
+`hf download REPO --repo-type dataset`, or what an earlier `datasets.load_dataset` left in its cache), downloaded
+by `datasets.load_dataset` when the hub is reachable, or read from `data_path=`: a parquet/jsonl/json file, or a
+folder of such files laid out as on the hub, with the hub's exact column names and types. Nothing is read when a
+task is constructed or listed; the first `problems()` call loads its split. Offline, a dataset that is not cached
+fails at once with instructions (no retries, no long timeouts).
+
+Split names are the datasets' own, listed in each task's `splits`: DeepScaleR `train`; MATH-500, AIME 2025,
+AMC 2023 `test`; AIME 2024 `train` (its only split, used for evaluation); SynLogic `train` and `validation`;
+KOR-Bench has no splits, so its one is called `test`. `train_split` and `eval_split` name the split to train on
+and to evaluate on (None where a dataset has none); `problems()` without a split uses `eval_split`. The offline
+toy tasks (gym.py) instead use `train`/`eval`, held apart by a prompt hash.
+
+KOR-Bench is not on the Hugging Face hub. Its source is github.com/KOR-Bench/KOR-Bench: `data/<subset>/sample.jsonl`
+(idx, question, answer as `[[…]]`, rule_id, plus per-subset fields such as needle, category, real_life_answer)
+and `data/<subset>/rule.jsonl` (idx, title, rule_content, tag); `data_path` is a clone of that repository, its
+`data/` folder or one subset folder. Its prompt is KOR-Bench's `config/prompt/zero-shot-cot.yaml` template filled
+with the rule and the question, after the study's answer-format instruction. Its grading follows KOR-Bench's
+`eval/eval_utils.py` (`evaluate_response_vs_answer`) on the content of the answer tag; see `korbench_correct`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import socket
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mtalign.tasks import graders, synlogic
+from mtalign.tasks.base import INSTRUCTION, Problem, Task, stable_hash
+
+# datasets and huggingface_hub are imported inside the functions that use them: importing them takes a second or
+# more, and the offline toy tasks, which share this package, never need them.
+
+DATA_SUFFIXES = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset that is neither cached locally nor reachable; the message says how to get it."""
+
+
+# -- loading ------------------------------------------------------------------------------------------------------
+
+def checked_data_path(data_path: str | Path | None) -> Path | None:
+    """`data_path` as a Path that exists (checked when a task is built, before any expensive work)."""
+    if data_path is None:
+        return None
+    path = Path(data_path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"data_path {str(path)!r} does not exist; pass a parquet/jsonl/json file or a folder")
+    return path
+
+
+def load_split(repo: str, config: str | None, split: str, data_path: Path | None) -> list[dict[str, Any]]:
+    """The rows of one split, from `data_path` if given, else from the local HF cache or the hub."""
+    if data_path is not None:
+        return _load_local(data_path, config, split)
+    return _load_hub(repo, config, split)
+
+
+def _load_local(path: Path, config: str | None, split: str) -> list[dict[str, Any]]:
+    import datasets
+
+    if path.is_file():
+        builder = DATA_SUFFIXES.get(path.suffix)
+        if builder is None:
+            raise ValueError(f"data_path {str(path)!r}: unsupported file type; use one of {', '.join(DATA_SUFFIXES)}")
+        # One file is one split, whichever split was asked for.
+        return datasets.load_dataset(builder, data_files={split: str(path)}, split=split).to_list()
+    # A folder follows the hub's layout: a README that declares configs (SynLogic), or files named by split.
+    try:
+        return datasets.load_dataset(str(path), config if declares_configs(path) else None, split=split).to_list()
+    except ValueError as error:  # unknown split or config: datasets' message lists the valid ones
+        raise ValueError(f"dataset folder {str(path)!r}: {error}") from error
+
+
+def declares_configs(folder: Path) -> bool:
+    """Does the folder's README (a hub dataset card) declare configs and their data files?"""
+    readme = folder / "README.md"
+    return readme.is_file() and "config_name" in readme.read_text(encoding="utf-8", errors="replace")
+
+
+def _load_hub(repo: str, config: str | None, split: str) -> list[dict[str, Any]]:
+    import datasets
+    from huggingface_hub import snapshot_download
+
+    try:  # a snapshot in the hub cache (`hf download`): read it as a local folder, no network
+        folder = snapshot_download(repo_id=repo, repo_type="dataset", local_files_only=True)
+    except Exception:  # not cached (LocalEntryNotFoundError) or an unreadable cache: try the other sources
+        folder = None
+    if folder is not None:
+        return _load_local(Path(folder), config, split)
+    if datasets.config.HF_HUB_OFFLINE:
+        try:  # datasets' own cache of an earlier load_dataset; offline it answers at once
+            return datasets.load_dataset(repo, config, split=split).to_list()
+        except (OSError, datasets.exceptions.DatasetNotFoundError) as error:
+            raise DatasetUnavailable(_how_to_get(repo, config, split, "HF_HUB_OFFLINE is set")) from error
+    if not _hub_reachable():
+        # Without this probe datasets retries for ~25 s before giving up on an unreachable hub.
+        raise DatasetUnavailable(_how_to_get(repo, config, split, "the hub is unreachable"))
+    return datasets.load_dataset(repo, config, split=split).to_list()
+
+
+def _hub_reachable() -> bool:
+    """Can a TCP connection to the hub endpoint open within a few seconds?"""
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=HUB_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _how_to_get(repo: str, config: str | None, split: str, why: str) -> str:
+    from huggingface_hub import constants
+
+    which = f"{repo}" + (f" (config {config!r})" if config else "") + f", split {split!r}"
+    return (
+        f"dataset {which} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and cannot be "
+        f"downloaded: {why}. To get it: on a machine with internet access run `hf download {repo} --repo-type "
+        f"dataset` (older huggingface_hub: `huggingface-cli download --repo-type dataset {repo}`) and copy the "
+        f"cache folder to this machine's HF_HOME; or download it with `--local-dir DIR` and pass data_path=DIR "
+        f"(a parquet/jsonl file or a folder with the dataset's files)."
+    )
+
+
+def _require_fields(rows: list[dict[str, Any]], fields: tuple[str, ...], what: str) -> None:
+    """Fail with the schema difference, not with a KeyError deep inside, when rows lack the expected fields."""
+    for index, row in enumerate(rows):
+        missing = [field for field in fields if field not in row]
+        if missing:
+            raise ValueError(
+                f"{what}: row {index} lacks field(s) {', '.join(missing)}; expected {', '.join(fields)}, "
+                f"found {', '.join(row)}"
+            )
+
+
+def answer_text(value: Any) -> str:
+    """A gold answer as a string: AMC's float 27.0 becomes `27`, other values their plain text."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip() if value is not None else ""
+
+
+def take(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
+    """All problems in dataset order, or `n` of them: the first n of a shuffle seeded by `seed`.
+
+    The same seed gives the same order, so a smaller n is always a prefix of a larger one.
+    """
+    if n is None:
+        return list(problems)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    order = list(range(len(problems)))
+    random.Random(seed).shuffle(order)
+    if n > len(order):
+        warnings.warn(f"asked for {n} problems, the split has {len(order)}; returning all of them", stacklevel=3)
+    return [problems[i] for i in order[:n]]
+
+
+def unique_ids(ids: list[str]) -> list[str]:
+    """Ids with repeats made distinct by a `-2`, `-3`… suffix in dataset order (datasets repeat problems)."""
+    seen: Counter[str] = Counter()
+    out = []
+    for id_ in ids:
+        seen[id_] += 1
+        out.append(id_ if seen[id_] == 1 else f"{id_}-{seen[id_]}")
+    return out
+
+
+# -- the task families --------------------------------------------------------------------------------------------
+
+class HubTask(Task):
+    """A task read from a real dataset: lazy per-split loading, stable ids, seeded subsets."""
+
+    repo: str = ""
+    config: str | None = None
+    splits: tuple[str, ...] = ("test",)
+    train_split: str | None = None
+    eval_split: str | None = "test"
+
+    def __init__(self, data_path: str | Path | None = None):
+        self.data_path = checked_data_path(data_path)
+        self._loaded: dict[str, list[Problem]] = {}
+
+    def problems(self, split: str | None = None, n: int | None = None, seed: int = 0) -> list[Problem]:
+        """Problems of `split` (default: the evaluation split); `n` picks a seeded subset (see `take`)."""
+        if split is None:
+            if self.eval_split is None:
+                raise ValueError(f"task {self.name!r} has no evaluation split; pass one of: {', '.join(self.splits)}")
+            split = self.eval_split
+        self._check_split(split)
+        if n is not None and n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if split not in self._loaded:
+            self._loaded[split] = self._to_problems(self._load_rows(split), split)
+        return take(self._loaded[split], n, seed)
+
+    def _load_rows(self, split: str) -> list[dict[str, Any]]:
+        return load_split(self.repo, self.config, split, self.data_path)
+
+    def _to_problems(self, rows: list[dict[str, Any]], split: str) -> list[Problem]:
+        raise NotImplementedError
+
+
+class MathTask(HubTask):
+    """A math dataset graded by `graders` (STUDY.md §3/§5): `math_verify` by default, or the paper's `exact`."""
+
+    domain = "math"
+    question_field = "problem"
+    answer_field = "answer"
+    id_fields: tuple[str, ...] = ()  # the dataset's own id columns, first present wins; else a hash of the problem
+
+    def __init__(self, grader: str = "math_verify", data_path: str | Path | None = None):
+        self._grade = graders.get_grader(grader)  # an unknown grader fails here, before any data is read
+        self.grader = grader
+        super().__init__(data_path)
+
+    def check(self, answer: str, problem: Problem) -> bool:
+        return self._grade(answer, problem.answer)
+
+    def canonical(self, answer: str | None) -> str | None:
+        """The grader's notion of sameness: exact text for `exact`, math-verify's normal form otherwise."""
+        if self.grader == "exact":
+            return (answer.strip() or None) if isinstance(answer, str) else None
+        return graders.canonical(answer)
+
+    def _to_problems(self, rows: list[dict[str, Any]], split: str) -> list[Problem]:
+        _require_fields(rows, (self.question_field, self.answer_field), f"{self.name} split {split!r}")
+        kept = [row for row in rows if answer_text(row[self.answer_field])]
+        if len(kept) < len(rows):  # a problem without a gold answer cannot be verified; it cannot be used
+            warnings.warn(f"{self.name} split {split!r}: dropped {len(rows) - len(kept)} rows with an empty answer")
+        ids = []
+        for row in kept:
+            own = next((row[f] for f in self.id_fields if row.get(f) not in (None, "")), None)
+            ids.append(f"{self.name}-{own}" if own is not None else
+                       f"{self.name}-{stable_hash(str(row[self.question_field])):016x}")
+        return [
+            Problem(
+                id=id_,
+                question=str(row[self.question_field]),
+                answer=answer_text(row[self.answer_field]),
+                metadata={k: v for k, v in row.items() if k not in (self.question_field, self.answer_field)},
+            )
+            for id_, row in zip(unique_ids(ids), kept)
+        ]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, grader={self.grader!r})"
+
+
+class DeepScaleR(MathTask):
+    """DeepScaleR-Preview (agentica-org/DeepScaleR-Preview-Dataset, ~40.3k rows: problem, answer, solution)."""
+
+    name = "deepscaler"
+    repo = "agentica-org/DeepScaleR-Preview-Dataset"
+    splits = ("train",)
+    train_split = "train"
+    eval_split = None
+
+
+class Math500(MathTask):
+    """MATH-500 (HuggingFaceH4/MATH-500, test, 500 rows: problem, solution, answer, subject, level, unique_id)."""
+
+    name = "math500"
+    repo = "HuggingFaceH4/MATH-500"
+    id_fields = ("unique_id",)
+
+
+class Aime24(MathTask):
+    """AIME 2024 (HuggingFaceH4/aime_2024, 30 rows in split `train`; answers are strings)."""
+
+    name = "aime24"
+    repo = "HuggingFaceH4/aime_2024"
+    splits = ("train",)
+    eval_split = "train"
+    id_fields = ("id",)
+
+
+class Aime25(MathTask):
+    """AIME 2025 (math-ai/aime25, test: problem, answer, id)."""
+
+    name = "aime25"
+    repo = "math-ai/aime25"
+    id_fields = ("id",)
+
+
+class Amc23(MathTask):
+    """AMC 2023 (math-ai/amc23, test, 40 rows; the problem is in `question`, the answer is a number)."""
+
+    name = "amc23"
+    repo = "math-ai/amc23"
+    question_field = "question"
+    id_fields = ("id",)
+
+
+class SynLogic(HubTask):
+    """SynLogic (MiniMaxAI/SynLogic, config easy by default; STUDY.md §5), prompted with the dataset's own messages.
+
+    Rows: data_source (puzzle type, `val/` prefix in validation), prompt (list of role/content messages), ability,
+    extra_info.game_data_str (JSON with the ground truth). Verified per type by `synlogic.VERIFIERS`. A split with
+    types that have no verifier is refused when loaded, since their rewards would silently be 0; pass
+    `verifiable_only=True` to drop those rows, or `task_types=[...]` to keep only some types.
+    """
+
+    name = "synlogic"
+    domain = "logic"
+    repo = "MiniMaxAI/SynLogic"
+    splits = ("train", "validation")
+    train_split = "train"
+    eval_split = "validation"
+    styles = ("chat", "plain")
+    configs = ("easy", "hard")
+
+    def __init__(self, data_path: str | Path | None = None, config: str = "easy", verifiable_only: bool = False,
+                 task_types: list[str] | tuple[str, ...] | None = None):
+        if config not in self.configs:
+            raise ValueError(f"unknown SynLogic config {config!r}; valid configs: {', '.join(self.configs)}")
+        unknown = sorted(set(task_types or ()) - set(synlogic.SYNLOGIC_TASK_TYPES))
+        if unknown:
+            raise ValueError(f"unknown SynLogic task type(s) {', '.join(unknown)}; valid types: "
+                             f"{', '.join(synlogic.SYNLOGIC_TASK_TYPES)}")
+        super().__init__(data_path)
+        self.config = config
+        self.verifiable_only = verifiable_only
+        self.task_types = tuple(task_types) if task_types else None
+
+    def _load_rows(self, split: str) -> list[dict[str, Any]]:
+        path = self.data_path
+        # A copy of the hub folder without its README would mix easy and hard files: read the config's own folder.
+        own = path / f"synlogic_{self.config}" if path is not None else None
+        if own is not None and own.is_dir() and not declares_configs(path):
+            path = own
+        return load_split(self.repo, self.config, split, path)
+
+    def _to_problems(self, rows: list[dict[str, Any]], split: str) -> list[Problem]:
+        what = f"synlogic ({self.config}) split {split!r}"
+        _require_fields(rows, ("data_source", "prompt", "extra_info"), what)
+        parsed = []
+        for index, row in enumerate(rows):
+            try:
+                game = json.loads(row["extra_info"]["game_data_str"])
+            except (KeyError, TypeError, json.JSONDecodeError) as error:
+                raise ValueError(f"{what}: row {index} has no readable extra_info.game_data_str ({error})") from error
+            messages = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
+            parsed.append((row, game, messages, "\n\n".join(m["content"] for m in messages)))
+        ids = unique_ids([f"synlogic-{stable_hash(question):016x}" for *_, question in parsed])
+        problems = [
+            Problem(
+                id=id_,
+                question=question,
+                answer=answer_text(game.get("answer")),
+                metadata={
+                    **{k: v for k, v in row.items() if k not in ("prompt", "extra_info")},
+                    "task_type": synlogic.task_type(row["data_source"]),
+                    "messages": messages,
+                    "game_data": game,
+                    "extra_info": {k: v for k, v in row["extra_info"].items() if k != "game_data_str"},
+                },
+            )
+            for id_, (row, game, messages, question) in zip(ids, parsed)
+        ]
+        present = Counter(p.metadata["task_type"] for p in problems)
+        if self.task_types:
+            problems = [p for p in problems if p.metadata["task_type"] in self.task_types]
+            if not problems:
+                raise ValueError(f"{what} has no rows of type(s) {', '.join(self.task_types)}; "
+                                 f"types present: {', '.join(sorted(present))}")
+        unverifiable = Counter(p.metadata["task_type"] for p in problems
+                               if p.metadata["task_type"] not in synlogic.VERIFIERS)
+        if unverifiable and not self.verifiable_only:
+            counts = ", ".join(f"{kind} ({count})" for kind, count in sorted(unverifiable.items()))
+            raise ValueError(
+                f"{what}: no verifier for SynLogic task(s) {counts}; their rewards would always be 0. Pass "
+                f"verifiable_only=True to drop them, or task_types=[...] from the verifiable ones: "
+                f"{', '.join(sorted(synlogic.VERIFIERS))}"
+            )
+        problems = [p for p in problems if p.metadata["task_type"] in synlogic.VERIFIERS]
+        if not problems:
+            raise ValueError(f"{what}: none of its task types can be verified; types present: "
+                             f"{', '.join(sorted(present))}; verifiable: {', '.join(sorted(synlogic.VERIFIERS))}")
+        return problems
+
+    def prompt(self, problem: Problem, style: str = "chat") -> str | list[dict[str, str]]:
+        """The dataset's own messages (`chat`), or their contents joined by blank lines (`plain`)."""
+        self._check_style(style)
+        messages = [dict(m) for m in problem.metadata["messages"]]
+        return messages if style == "chat" else "\n\n".join(m["content"] for m in messages)
+
+    def check(self, answer: str, problem: Problem) -> bool:
+        """Raises for a type without a verifier (see `synlogic.verify`); any answer to the others gives a bool."""
+        return synlogic.verify(problem.metadata["task_type"], answer, problem.metadata["game_data"])
+
+
+# -- KOR-Bench ----------------------------------------------------------------------------------------------------
+
+# KOR-Bench's zero-shot-cot prompt (config/prompt/zero-shot-cot.yaml), one per subset: {rule} then {question}.
+_KOR_ROLES = {
+    "cipher": ("You are an intelligent assistant that specializes in encryption and decryption tasks. Below are the "
+               "rules for a specific cipher. When responding, please ensure that your output adheres to the specified "
+               "encryption and decryption rules and format.",
+               ["Identify the relevant properties and objects specified in the rule, including the plaintext, "
+                "keyword, and ciphertext.",
+                "Follow the specified encryption or decryption operations precisely as described in the rules.",
+                "Ensure your output is formatted according to the specified notation and symbols."],
+               "Cipher Rule"),
+    "counterfactual": ("You are an advanced assistant with expertise in storytelling and rule-based reasoning. Your "
+                       "task is to carefully analyze the provided story, which includes specific rules and details, "
+                       "and use this information to accurately answer related questions.",
+                       ["Thoroughly review the story to identify and understand the relevant details and rules.",
+                        "Use the context provided by the story to offer precise and insightful answers.",
+                        "Ensure your responses align with the rules and information given in the story."],
+                       "Story Rule"),
+    "logic": ("You are an intelligent assistant that helps with various logical reasoning tasks. Below is a "
+              "custom-defined rule for a specific type of logic. When responding, please ensure that your output "
+              "adheres to the specified logical rules and format.",
+              ["Identify the relevant properties and objects as specified in the rule.",
+               "Apply the given logical operations or reasoning patterns.",
+               "Ensure your output is formatted according to the specified notation and symbols."],
+              "Logic Rule"),
+    "operation": ("You are an intelligent assistant specializing in evaluating custom operations. Below is a specific "
+                  "rule defined for a custom operation. Your task is to apply this rule accurately to the provided "
+                  "question.",
+                  ["Carefully read and understand the definitions of the new operations in the rule.",
+                   "If the question does not specifically ask for it, your answer should be a number or a group of "
+                   "numbers.",
+                   "Double-check your final answer to ensure it follows the rule accurately."],
+                  "Operation Rule"),
+    "puzzle": ("You are an intelligent assistant specializing in solving custom puzzle problems. Below is a specific "
+               "rule defined for a custom puzzle. Your task is to apply this rule accurately to the provided question.",
+               ["Thoroughly understand the rule provided. If needed, break down the rule into simpler components or "
+                "steps.",
+                "Apply the rule carefully to address the question presented.",
+                "Verify your answer to ensure it aligns with the rule and the context of the puzzle."],
+               "Puzzle Rule"),
+}
+
+
+def korbench_prompt(subset: str, rule: str, question: str) -> str:
+    role, steps, heading = _KOR_ROLES[subset]
+    numbered = "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
+    return (f"{role}\n\n### Instructions:\n\n{numbered}\n\n### {heading}:\n\n{rule}\n\n### Question:\n{question}\n\n"
+            f"Let's think step by step.\n\n### Answer:\n")
+
+
+# KOR-Bench grades these operation items (LaTeX answers) by symbolic equality; we use math-verify for them.
+_KOR_MATH_IDX = frozenset([18, 73, 74, 77, 94, 115, 116, 117, 121, 122, 123, 125, 131, 132, 134, 135, 136, 141, 143,
+                           145, 146, 147, 149, 151, 152, 153, 154, 155, 156, 160, 161, 162, 164, 165, 166, 170, 206,
+                           209, 211, 212, 213, 214, 215, 217, 218])
+
+
+def _kor_inner(text: str) -> str:
+    """The answer inside KOR-Bench's `[[…]]` (else `$\\boxed{…}$`, else `[…]`); the whole text if none.
+
+    The last fallback is ours: the answer tag already isolates the answer, so `A` counts like `[[A]]`.
+    """
+    for pattern in (r"\[\[\s*(.*?)\s*\]\]", r"\$\\boxed\{(.*?)\}\$", r"\[\s*(.*?)\s*\]"):
+        match = re.search(pattern, text, re.DOTALL)
+        if match:
+            return match.group(1).strip()
+    return text.strip()
+
+
+def _drop(text: str, chars: str) -> str:
+    return text.translate({ord(c): None for c in chars})
+
+
+def korbench_correct(subset: str, answer: str, gold: str, rule_id: str, idx: str) -> bool:
+    """KOR-Bench's `evaluate_response_vs_answer`, applied to the answer tag's content.
+
+    cipher, counterfactual: exact match after dropping quotes, newlines, spaces and brackets. logic: exact after
+    dropping quotes, newlines, spaces and periods (rule 5: `;`-separated parts in any order). operation: `or`-
+    separated answers in any order; the LaTeX items KOR-Bench checks with sympy are checked with math-verify; its
+    special rules 18 (same characters), 23-25 (same integers) and items 178-179 (same inequalities) are kept.
+    puzzle: KOR-Bench's per-rule matchers, with two fixes: rule 4 needs one of the listed words (KOR-Bench tests a
+    substring, so an empty answer passed) and rules 2-4 compare case-insensitively on both sides.
+    """
+    response, expected = _kor_inner(answer), _kor_inner(gold)
+    if not response:
+        return False
+    if subset == "logic":
+        r, e = _drop(response, '"\n .'), _drop(expected, '"\n .')
+        return sorted(r.split(";")) == sorted(e.split(";")) if rule_id == "5" else r == e
+    if subset == "operation":
+        r, e = _drop(response, '"\n []'), _drop(expected, '"\n []')
+        if idx in ("178", "179"):
+            return _inequalities(r) == _inequalities(e)
+        if rule_id == "18":
+            return sorted(re.sub(r"\W+", "", r)) == sorted(re.sub(r"\W+", "", e))
+        if rule_id in ("23", "24", "25"):
+            return [int(x) for x in re.findall(r"\d+", r)] == [int(x) for x in re.findall(r"\d+", e)]
+        r_parts = [p.strip() for p in r.replace("\\text{or}", "or").split("or")]
+        e_parts = [p.strip() for p in e.split("or")]
+        if idx.isdigit() and int(idx) in _KOR_MATH_IDX:
+            return _same_multiset(r_parts, e_parts, lambda a, b: a == b or graders.math_verify_equal(a, b))
+        return sorted(r_parts) == sorted(e_parts)
+    if subset == "puzzle":
+        return _kor_puzzle(rule_id, response, expected)
+    return _drop(response, '"\n []') == _drop(expected, '"\n []')
+
+
+def _inequalities(text: str) -> list[str]:
+    return sorted("".join(m) for m in re.findall(r"(≥|≤)\s*(-?\d+\.?\d*)", text))
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^A-Za-z]", "", text).lower()
+
+
+def _same_multiset(left: list[str], right: list[str], same) -> bool:
+    """Can `left` and `right` be paired one to one with `same`?"""
+    if len(left) != len(right):
+        return False
+    unmatched = list(right)
+    for item in left:
+        match = next((i for i, other in enumerate(unmatched) if same(item, other)), None)
+        if match is None:
+            return False
+        unmatched.pop(match)
+    return True
+
+
+def _kor_puzzle(rule_id: str, response: str, expected: str) -> bool:
+    letters = _letters
+    if rule_id == "1":  # the letters, in order
+        return letters(response) == letters(expected)
+    if rule_id == "2":  # one of the comma-separated answers
+        return letters(response) in {letters(item) for item in expected.split(",")}
+    if rule_id == "3":  # the same words in any order
+        return sorted(w for w in re.split(r"\W+", response.lower()) if w) == sorted(expected.lower().split())
+    if rule_id == "4":  # one of the space-separated words
+        return letters(response) in {letters(item) for item in expected.split() if letters(item)}
+    if rule_id == "5":  # the same comma-separated assignments in any order
+        return sorted(re.sub(r"\s+", "", response).split(",")) == sorted(expected.split(","))
+    if rule_id == "9":  # the same operators, and the expression evaluates to the gold result
+        r = response.replace("×", "*").replace("−", "-")
+        e = expected.replace("×", "*").replace("−", "-")
+        if re.findall(r"[+\-*/]", r.split("=")[0]) != re.findall(r"[+\-*/]", e.split("=")[0]):
+            return False
+        target = re.search(r"=\s*(-?\d+)", e)
+        return target is not None and synlogic.evaluate_arithmetic(r.split("=")[0]) == int(target.group(1))
+    if rule_id == "10":  # the same numbers, evaluating to 24
+        r = response.replace("×", "*").replace("−", "-").split("=")[0]
+        e = expected.split("\n")[0].split("=")[0]
+        if sorted(re.sub(r"\W+", "", r)) != sorted(re.sub(r"\W+", "", e)):
+            return False
+        return synlogic.evaluate_arithmetic(r) == 24
+    if rule_id == "18":
+        return re.sub(r"[,\s\[\]]+", "", response) == re.sub(r"[,\s\[\]]+", "", expected)
+    return re.sub(r"\W+", "", response) == re.sub(r"\W+", "", expected)
+
+
+class KorBench(HubTask):
+    """One KOR-Bench subset (Operation, Counterfactual, Puzzle, Cipher, Logic; STUDY.md §5 logic evaluation)."""
+
+    domain = "logic"
+    subset = ""
+    repo = "github.com/KOR-Bench/KOR-Bench"
+
+    def _load_rows(self, split: str) -> list[dict[str, Any]]:
+        if self.data_path is None:
+            raise DatasetUnavailable(
+                f"KOR-Bench is not on the Hugging Face hub: on a machine with internet access run `git clone "
+                f"https://github.com/KOR-Bench/KOR-Bench`, copy the clone here and pass data_path=<the clone> (or "
+                f"its data/ folder, or data/{self.subset})."
+            )
+        folder = self._subset_folder(self.data_path)
+        samples = _read_jsonl(folder / "sample.jsonl")
+        rules = {str(rule["idx"]): rule for rule in _read_jsonl(folder / "rule.jsonl")}
+        _require_fields(samples, ("idx", "question", "answer", "rule_id"), f"{self.name} sample.jsonl")
+        rows = []
+        for sample in samples:
+            rule = rules.get(str(sample["rule_id"]))
+            if rule is None or "rule_content" not in rule:
+                raise ValueError(f"{self.name}: sample {sample['idx']} refers to rule {sample['rule_id']!r}, which "
+                                 f"rule.jsonl in {folder} does not define")
+            rows.append({**sample, "rule_content": rule["rule_content"], "title": rule.get("title", ""),
+                         "tag": rule.get("tag", "")})
+        return rows
+
+    def _subset_folder(self, path: Path) -> Path:
+        for folder in (path / "data" / self.subset, path / self.subset, path):
+            if (folder / "sample.jsonl").is_file() and (folder / "rule.jsonl").is_file():
+                return folder
+        raise FileNotFoundError(
+            f"{self.name}: no KOR-Bench data under {str(path)!r}; expected data/{self.subset}/sample.jsonl and "
+            f"rule.jsonl in a clone of github.com/KOR-Bench/KOR-Bench"
+        )
+
+    def _to_problems(self, rows: list[dict[str, Any]], split: str) -> list[Problem]:
+        return [
+            Problem(
+                id=f"{self.name}-{row['idx']}",
+                question=str(row["question"]),
+                answer=str(row["answer"]),
+                metadata={k: (str(v) if k in ("idx", "rule_id") else v)
+                          for k, v in row.items() if k not in ("question", "answer")},
+            )
+            for row in rows
+        ]
+
+    def prompt(self, problem: Problem, style: str = "chat") -> str | list[dict[str, str]]:
+        """The study's answer-format instruction, then KOR-Bench's prompt with the rule and the question."""
+        self._check_style(style)
+        text = f"{INSTRUCTION}\n\n{korbench_prompt(self.subset, problem.metadata['rule_content'], problem.question)}"
+        return text if style == "plain" else [{"role": "user", "content": text}]
+
+    def check(self, answer: str, problem: Problem) -> bool:
+        return korbench_correct(self.subset, answer, problem.answer, problem.metadata["rule_id"],
+                                problem.metadata["idx"])
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}: line {number} is not JSON ({error})") from error
+    return rows
+
+
+class KorBenchOperation(KorBench):
+    name, subset = "korbench_operation", "operation"
+
+
+class KorBenchCounterfactual(KorBench):
+    name, subset = "korbench_counterfactual", "counterfactual"
+
+
+class KorBenchPuzzle(KorBench):
+    name, subset = "korbench_puzzle", "puzzle"
+
+
+class KorBenchCipher(KorBench):
+    name, subset = "korbench_cipher", "cipher"
+
+
+class KorBenchLogic(KorBench):
+    name, subset = "korbench_logic", "logic"
+
+
+HUB_TASKS: dict[str, type[Task]] = {
+    cls.name: cls
+    for cls in (DeepScaleR, Math500, Aime24, Aime25, Amc23, SynLogic,
+                KorBenchOperation, KorBenchCounterfactual, KorBenchPuzzle, KorBenchCipher, KorBenchLogic)
+}
