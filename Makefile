@@ -1,0 +1,71 @@
+# Every command of the project, written once. `make study` and `make test` do all set-up on a fresh clone:
+# they create .venv on first use and install into it from environment.yml with scripts/install.py (torch first).
+# Re-running is a no-op until pyproject.toml, environment.yml or the install script changes (the stamp below).
+
+# The Python that creates .venv (it must meet requires-python in pyproject.toml): `make PYTHON=python3.11 test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MTALIGN := $(BIN)/mtalign
+# Notebooks are py:percent sources; the .ipynb next to each is a git-ignored build artifact.
+NOTEBOOK_SOURCES := $(wildcard notebooks/*.py)
+NOTEBOOKS := $(NOTEBOOK_SOURCES:.py=.ipynb)
+
+# One thread per process: on a small shared CPU, two threads per process run 10-20x slower (ENVIRONMENT facts).
+export OMP_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+# The test run (and its set-up steps) keeps every cache and output inside the project's git-ignored .cache/test,
+# works offline, and leaves ~ alone; nbval runs notebooks in this venv's Python whatever kernels the user has.
+TEST_CACHE := $(CURDIR)/.cache/test
+test: export HF_HOME := $(TEST_CACHE)/hf
+test: export HF_HUB_OFFLINE := 1
+test: export MTALIGN_CACHE := $(TEST_CACHE)/mtalign
+test: export MTALIGN_OUTPUTS := $(TEST_CACHE)/outputs
+test: export IPYTHONDIR := $(TEST_CACHE)/ipython
+test: export JUPYTER_DATA_DIR := $(TEST_CACHE)/jupyter
+test: export JUPYTER_RUNTIME_DIR := $(TEST_CACHE)/jupyter/runtime
+test: export MPLCONFIGDIR := $(TEST_CACHE)/matplotlib
+
+.DEFAULT_GOAL := help
+.PHONY: help study test bench lab notebooks install clean distclean
+
+help:  ## list these commands
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 18
+
+study: $(STAMP)  ## set up, then run the study (`mtalign study`; until it exists, the alignment stage)
+	@if $(MTALIGN) --help | grep -qE '^ +study( |$$)'; then set -x; $(MTALIGN) study; \
+	else set -x; $(MTALIGN) alignment; fi
+
+test: $(STAMP) notebooks  ## set up, then run the tests and every notebook's defaults (nbval)
+	$(BIN)/pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env
+
+bench: $(STAMP)  ## set up, then print the sampling benchmark (`mtalign bench --help` lists the others)
+	$(MTALIGN) bench
+
+lab: $(STAMP) notebooks  ## set up, then open the notebooks in JupyterLab
+	$(BIN)/jupyter lab notebooks
+
+# Always run (one quick process): jupytext re-stamps a paired .py after writing its .ipynb, so file times cannot
+# tell make what is stale; it rewrites only what changed, and --update keeps outputs already in an .ipynb.
+notebooks: $(STAMP)  ## build notebooks/*.ipynb from their notebooks/*.py sources (jupytext)
+ifneq ($(NOTEBOOK_SOURCES),)
+	$(BIN)/jupytext --update --to ipynb $(NOTEBOOK_SOURCES)
+endif
+
+install: $(STAMP)  ## only set up .venv (check environment.yml against pyproject.toml, then install)
+
+$(STAMP): pyproject.toml environment.yml scripts/install.py | $(BIN)/python
+	$(BIN)/python scripts/install.py
+	touch $@
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+clean:  ## remove built notebooks, test caches and Python caches (keeps .venv, toy models and outputs/)
+	rm -rf $(NOTEBOOKS) .cache/test .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean  ## also remove .venv and every cache (toy models included): back to a fresh clone's state
+	rm -rf $(VENV) .cache
