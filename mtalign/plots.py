@@ -45,3 +45,33 @@ def write_figure(fig: go.Figure, path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fig.write_html(tmp, include_plotlyjs=True, full_html=True)
     tmp.replace(path)
+
+
+def training_curves(curves: dict[str, list[dict]], metrics: dict[str, str], title: str = "Training curves") -> go.Figure:
+    """One panel per metric (step on x), one line per run label; the same colour per label in every panel."""
+    from plotly.subplots import make_subplots
+
+    keys = list(metrics)
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[metrics[k] for k in keys], horizontal_spacing=0.06)
+    for i, (label, rows) in enumerate(curves.items()):
+        color = PALETTE[i % len(PALETTE)]
+        for col, key in enumerate(keys, start=1):
+            points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            if not points:
+                continue
+            x, y = zip(*points)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label, legendgroup=label, showlegend=col == 1,
+                                     line={"color": color}), row=1, col=col)
+    fig.update_xaxes(title="step")
+    fig.update_layout(title=title, template="plotly_white", height=340, width=max(700, 300 * len(keys)))
+    return fig
+
+
+def before_after(table, title: str = "Held-out accuracy before and after RL") -> go.Figure:
+    """Grouped bars: accuracy before and after each run (table from mtalign.claims.table)."""
+    fig = go.Figure()
+    labels = [f"{v} (s{s})" for v, s in zip(table["variant"], table["seed"])]
+    fig.add_trace(go.Bar(x=labels, y=table["before"], name="before", marker_color="#bbbbbb"))
+    fig.add_trace(go.Bar(x=labels, y=table["after"], name="after", marker_color=PALETTE[0]))
+    fig.update_layout(barmode="group", title=title, template="plotly_white", yaxis={"title": "accuracy", "range": [0, 1]})
+    return fig

@@ -1,0 +1,80 @@
+"""What the claim notebooks share: run a claim's variants next to the ground-truth baseline, and tabulate them.
+
+A notebook calls `run_claim` for one (model, seed) cell of the grid; every run lands in the grid's run store
+(`mtalign.runs`), so the baseline is trained once for all claims and the report reads the same files.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mtalign import runinfo, runs
+from mtalign.verdicts import BASELINE
+
+# per-step metrics the notebooks draw (mtalign/train.py writes them to metrics.jsonl)
+CURVES = {"gt_accuracy": "ground-truth accuracy of rollouts", "reward_mean": "training reward",
+          "entropy": "policy token entropy", "zero_variance_frac": "zero-variance groups"}
+ONE_SHOT = ("one_shot", "one_shot_random", "few_shot")
+
+
+def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path | None = None,
+              task: str | None = None, log=print, **train_kwargs: Any) -> list[dict[str, Any]]:
+    """Summaries of the baseline and each variant for (model, seed), training whatever is not finished yet.
+
+    One-shot variants read the baseline's per-example accuracy log (1-shot RLVR's historical variance), so the
+    baseline always runs first. `train_kwargs` (preset, steps, eval_task, ...) are the same for every variant.
+    """
+    from mtalign import alignment, train
+
+    task = task or alignment.default_task(model)
+    unknown = [v for v in variants if v not in train.list_variants()]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; valid variants: {', '.join(train.list_variants())}")
+    runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
+    summaries = [runs.ensure_run(runs_dir, model, task, BASELINE, seed, log=log, **train_kwargs)]
+    baseline_dir = runs.run_dir(runs_dir, model, task, BASELINE, seed)
+    for variant in (v for v in variants if v != BASELINE):
+        extra = {"accuracy_log": baseline_dir / "example_accuracy.jsonl"} if variant in ONE_SHOT else {}
+        summaries.append(runs.ensure_run(runs_dir, model, task, variant, seed, log=log, **train_kwargs, **extra))
+    return summaries
+
+
+def table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: held-out accuracy before and after, the gain, and what else separates the mechanisms."""
+    rows = []
+    for s in summaries:
+        last = s.get("last_step") or {}
+        rows.append({
+            "variant": s["variant"], "seed": s["seed"], "before": s["before"]["accuracy"],
+            "after": s["after"]["accuracy"], "gain": s["gain"],
+            "format_after": s["after"]["format_rate"],
+            "pass@1_before": (s.get("passk_before") or {}).get("pass@1", math.nan),
+            "zero_var_groups": s.get("mean_zero_variance_frac"),
+            "pseudo_label_acc": last.get("pseudo_label_accuracy"),
+            "s/step": s.get("seconds_per_step"),
+        })
+    return pd.DataFrame(rows)
+
+
+def curves(runs_dir: str | Path | None, summaries: list[dict[str, Any]]) -> dict[str, list[dict]]:
+    """variant -> its per-step metrics (the rows of metrics.jsonl)."""
+    runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
+    return {s["variant"]: runs.load_metrics(runs_dir / s["run"]) for s in summaries}
+
+
+def heldout_by(runs_dir: str | Path | None, summary: dict[str, Any], key: str, task) -> pd.DataFrame:
+    """Held-out accuracy after training, split by a problem metadata field (e.g. chain_sum's num_terms).
+
+    Reads the per-problem correct counts of `final_passk.json`; the problems are regenerated from the task,
+    which is deterministic, to recover their metadata.
+    """
+    runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
+    final = runinfo.read_json(runs_dir / summary["run"] / "final_passk.json")
+    problems = {p.id: p for p in task.problems(task.eval_split, n=len(final["problem_ids"]), seed=0)}
+    rows = [{key: problems[pid].metadata.get(key), "accuracy": c / final["n"]}
+            for pid, c in zip(final["problem_ids"], final["correct"]) if pid in problems]
+    return pd.DataFrame(rows).groupby(key, as_index=False)["accuracy"].mean()
