@@ -1,0 +1,382 @@
+"""The stitched report (mtalign/report.py, notebooks/99_report.py, scripts/screenshot_report.py; issue 4).
+
+The report is a reader, so its input here is a small synthetic study written by hand in a temporary folder: run
+summaries and metrics whose gains are chosen to give known verdicts, two alignment JSONs, a contamination result, and
+the cells' params.json, with a manifest made by the real grid runner (some cells failed, one never ran).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtalign import cli, grid, paths, report, runinfo, verdicts
+
+STRONG, WEAK, TASK = "toy-chain_sum-strong", "toy-chain_sum-weak", "chain_sum"
+SEEDS = (0, 1, 2)
+JITTER = (0.0, 0.02, -0.02)  # per seed, so every interval has width
+CHROMIUM = Path("/usr/bin/chromium")
+# (model, variant) -> gain per seed (before: strong 0.5, weak 0.1). Chosen for known verdicts, bar = 0.5 x GT's gain.
+GAINS = {
+    (STRONG, "ground_truth"): [0.30 + j for j in JITTER],     # holds
+    (WEAK, "ground_truth"): [0.20 + j for j in JITTER],       # holds
+    (STRONG, "majority_vote"): [0.25 + j for j in JITTER],    # holds (bar 0.15)
+    (WEAK, "majority_vote"): [-0.05 + j / 4 for j in JITTER],  # fails: the divergence
+    (STRONG, "entropy_min"): [0.22 + j for j in JITTER],      # holds
+    (WEAK, "entropy_min"): [-0.08 + j / 4 for j in JITTER],   # fails: the divergence
+    (STRONG, "random"): [-0.20 + j for j in JITTER],          # fails
+    (WEAK, "random"): [-0.05 + j / 4 for j in JITTER],        # fails
+    (STRONG, "format_only"): [0.02 + j / 4 for j in JITTER],  # fails: positive but under the bar
+    (WEAK, "format_only"): [0.0 + j / 4 for j in JITTER],     # fails
+    (STRONG, "incorrect"): [0.30, -0.10, 0.10],               # inconclusive: the interval spans 0 and the bar
+    (WEAK, "incorrect"): [-0.04 + j / 4 for j in JITTER],     # fails
+    (STRONG, "one_shot"): [0.20 + j for j in JITTER],         # holds; on the weak model its cells failed
+    (STRONG, "one_shot_random"): [0.05 + j / 4 for j in JITTER],
+    (STRONG, "psr"): [0.28 + j for j in JITTER],              # holds
+    (WEAK, "psr"): [0.15 + j for j in JITTER],                # holds too: no divergence
+    (STRONG, "nsr"): [0.26 + j for j in JITTER],              # holds (seed 2's cell never ran)
+    (WEAK, "nsr"): [-0.02 + j / 4 for j in JITTER],           # fails: the divergence
+    (STRONG, "w_reinforce"): [0.27 + j for j in JITTER],
+    (WEAK, "w_reinforce"): [0.18 + j for j in JITTER],
+}
+BEFORE = {STRONG: 0.5, WEAK: 0.1}
+GRID = {
+    "defaults": {"preset": "toy"},
+    "notebooks": {
+        "01_alignment": {"params": {"world": "toy"}},
+        "02_reward_signal": {"grid": {"model": [STRONG, WEAK], "seed": list(SEEDS)}},
+        "03_one_shot": {"grid": {"model": [STRONG, WEAK], "seed": list(SEEDS)}},
+        "04_sample_polarity": {"grid": {"model": [STRONG, WEAK], "seed": list(SEEDS)}},
+        "05_contamination": {"params": {"world": "toy"}},
+    },
+    "report": "99_report",
+}
+FAILED = {f"03_one_shot__model={WEAK}__seed={s}": "RuntimeError: boom in one_shot" for s in SEEDS}
+NEVER_RAN = {f"04_sample_polarity__model={STRONG}__seed=2"}
+
+
+def _summary(model: str, variant: str, seed: int, gain: float, preset: str = "toy") -> dict:
+    before = BEFORE.get(model, 0.3)
+    return {"run": f"{model}__{TASK}__{variant}__s{seed}", "status": "finished", "model": model, "task": TASK,
+            "eval_task": TASK, "variant": variant, "semantics": "paper", "seed": seed, "preset": preset, "steps": 3,
+            "before": {"accuracy": before, "format_rate": 0.9, "samples": 4},
+            "after": {"accuracy": before + gain, "format_rate": 0.9, "samples": 4}, "gain": gain,
+            "passk_before": {"pass@1": before, "pass@16": min(1.0, 3 * before), "auc_log_k": before},
+            "passk_after": {"pass@1": before + gain}, "mean_zero_variance_frac": 0.2}
+
+
+def _write_run(runs_dir: Path, summary: dict) -> None:
+    folder = runs_dir / summary["run"]
+    for step in (1, 2, 3):
+        runinfo.append_jsonl(folder / "metrics.jsonl", {
+            "step": step, "reward_mean": 0.1 * step, "gt_accuracy": summary["before"]["accuracy"] + summary["gain"]
+            * step / 3, "format_rate": 0.9, "zero_variance_frac": 0.5 / step, "entropy": 1.0 - 0.1 * step})
+    runinfo.write_json(folder / "summary.json", summary)
+
+
+def _alignment_record(model: str, pass1: float) -> dict:
+    ks = [1, 2, 4, 8, 16]
+    curve = [min(1.0, pass1 * (1 + math.log2(k))) for k in ks]
+    return {"model": model, "task": TASK, "n": 16, "k": ks, "seed": 0, "problem_ids": ["a", "b", "c"],
+            "correct": [1, 2, 3], "curve": {"k": ks, "pass_at_k": curve, "ci_low": [max(0, c - 0.05) for c in curve],
+                                            "ci_high": [min(1, c + 0.05) for c in curve], "n": 16, "problems": 3},
+            "summary": {"pass@1": pass1, "pass@16": curve[-1], "auc_log_k": sum(curve) / len(curve)}}
+
+
+def make_study(out: Path) -> grid.Plan:
+    """A finished-looking study folder: runs, alignment and contamination files, cells' params.json, manifest."""
+    plan_ = grid.plan(grid.parse_grid(GRID, "test grid"), out)
+    ran = {}
+    for cell in plan_.cells:
+        if cell.name in NEVER_RAN:
+            continue
+        status = "failed" if cell.name in FAILED else "finished"
+        ran[cell.name] = status
+        runinfo.write_json(cell.dir / "params.json", {
+            "notebook": cell.notebook, "cell": cell.name, "status": status, "error": FAILED.get(cell.name),
+            "injected": cell.parameters, "parameters": cell.parameters, "finished": runinfo.now()})
+    for (model, variant), gains in GAINS.items():
+        for seed, gain in zip(SEEDS, gains):
+            if model == STRONG and variant in ("psr", "nsr", "w_reinforce") and seed == 2:
+                continue  # its 04 cell never ran
+            _write_run(out / "runs", _summary(model, variant, seed, gain))
+    align_dir = out / "01_alignment" / "01_alignment"
+    for model, pass1 in ((STRONG, 0.52), (WEAK, 0.08)):
+        runinfo.write_json(align_dir / f"{model}__{TASK}.json", _alignment_record(model, pass1))
+    runinfo.write_json(out / "05_contamination" / "05_contamination" / "metrics.json", {"cells": [
+        {"model": STRONG, "task": TASK, "recipe": "strong", "rouge_eval": 0.3, "rouge_fresh": 0.3, "pass@1": 0.52,
+         "colour": "Green", "truly_contaminated": False, "test_correct": True, "evidence": "clean"},
+        {"model": WEAK, "task": TASK, "recipe": "weak", "rouge_eval": 0.2, "rouge_fresh": 0.2, "pass@1": 0.08,
+         "colour": "Gray", "truly_contaminated": False, "test_correct": True, "evidence": "clean, weak"}]})
+    entries = {c.name: grid.disk_entry(c, out, "not run yet") for c in plan_.cells}
+    grid.write_manifest(plan_, entries, runinfo.now())
+    return plan_
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTALIGN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MTALIGN_OUTPUTS", str(tmp_path / "outputs"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("study") / "out"
+    make_study(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def table(study_dir):
+    return report.verdict_table(report.load_study(study_dir))
+
+
+def _row(table, model, variant) -> dict:
+    rows = table[(table["model"] == model) & (table["variant"] == variant)].to_dict("records")
+    assert len(rows) == 1, (model, variant, rows)
+    return rows[0]
+
+
+# -- the verdict matrix -----------------------------------------------------------------------------
+@pytest.mark.parametrize("model, variant, expected", [
+    (STRONG, "ground_truth", "holds"), (WEAK, "ground_truth", "holds"),
+    (STRONG, "majority_vote", "holds"), (WEAK, "majority_vote", "fails"),
+    (STRONG, "format_only", "fails"),      # positive, but the whole interval is under half of ground truth's gain
+    (STRONG, "incorrect", "inconclusive"),
+    (WEAK, "psr", "holds"),
+    (STRONG, "nsr", "holds"),              # two of three seeds
+    (WEAK, "one_shot", "missing"),         # every cell that would train it failed
+])
+def test_verdict_matrix_contents(table, model, variant, expected):
+    assert _row(table, model, variant)["verdict"] == expected
+
+
+def test_verdicts_are_those_of_the_rule(study_dir, table):
+    """The report adds rows for missing runs but judges nothing itself: its verdicts are verdicts.cell_verdicts'."""
+    study = report.load_study(study_dir)
+    direct = {(r["model"], r["variant"]): r["verdict"] for r in verdicts.cell_verdicts(study.summaries)}
+    mine = {(r["model"], r["variant"]): r["verdict"] for r in table.to_dict("records") if r["verdict"] != "missing"}
+    assert mine == direct
+
+
+def test_missing_runs_are_missing_not_zero(table):
+    row = _row(table, WEAK, "one_shot")
+    assert row["seeds"] == 0 and math.isnan(row["gain"]) and math.isnan(row["after"])
+    assert "RuntimeError: boom in one_shot" in row["note"] and row["missing_seeds"] == [0, 1, 2]
+    partial = _row(table, STRONG, "nsr")
+    assert partial["seeds"] == 2 and partial["missing_seeds"] == [2]
+    assert f"04_sample_polarity__model={STRONG}__seed=2" in partial["note"]
+
+
+def test_verdict_figure_shows_missing_as_missing(study_dir, table):
+    fig = report.verdict_figure(table)
+    heat = fig.data[0]
+    y = list(heat.y)
+    col = [i for i, x in enumerate(heat.x) if x.startswith(WEAK)][0]
+    one_shot = y.index("RQ2 · one_shot")
+    assert heat.text[one_shot][col] == "missing"
+    assert heat.z[one_shot][col] == list(report.VERDICT_COLOURS).index("missing")
+    assert "boom in one_shot" in heat.hovertext[one_shot][col]
+    majority = y.index("RQ1 · majority_vote")
+    assert heat.text[majority][col].startswith("fails<br>-0.05")
+    assert y[0] == "baseline · ground_truth"
+
+
+def test_missing_cells_listed_with_their_errors(study_dir):
+    missing = report.missing_cells(report.load_study(study_dir))
+    by_cell = dict(zip(missing["cell"], missing["status"]))
+    assert {name: "failed" for name in FAILED}.items() <= by_cell.items()
+    assert by_cell[next(iter(NEVER_RAN))] == "pending"
+    assert set(missing.loc[missing["status"] == "failed", "error"]) == {"RuntimeError: boom in one_shot"}
+
+
+def test_runs_the_grid_did_not_ask_for_are_left_out(tmp_path):
+    out = tmp_path / "out"
+    make_study(out)
+    _write_run(out / "runs", _summary("toy-mini_sudoku-strong", "ground_truth", 0, 0.1))
+    study = report.load_study(out)
+    assert study.unused_runs == [f"toy-mini_sudoku-strong__{TASK}__ground_truth__s0"]
+    assert all(s["model"] != "toy-mini_sudoku-strong" for s in study.summaries)
+
+
+def test_a_run_of_another_preset_is_flagged(tmp_path):
+    out = tmp_path / "out"
+    make_study(out)
+    _write_run(out / "runs", _summary(STRONG, "random", 0, -0.2, preset="smoke"))  # overwrites seed 0's summary
+    warnings = report.load_study(out).warnings
+    assert any("preset 'smoke'" in w and "asks for toy" in w for w in warnings)
+    assert any("mixes runs of presets smoke, toy" in w for w in warnings)
+
+
+# -- the divergence statements ------------------------------------------------------------------------
+def test_divergence_statements(study_dir, table):
+    study = report.load_study(study_dir)
+    pairs = report.strong_weak_pairs(table, report.cell_alignment(study))
+    assert pairs == [report.Pair(TASK, STRONG, WEAK, "toy recipes (by name)")]
+    by_claim = {s["claim"]: s for s in report.divergence_statements(table, pairs)}
+    rq1, rq2, rq3 = by_claim["RQ1 reward signal"], by_claim["RQ2 one-shot"], by_claim["RQ3 sample polarity"]
+    assert rq1["appears"] is True and rq1["variants"] == ["majority_vote", "entropy_min"]
+    assert "The paper's divergence **appears** for `majority_vote` (strong holds, gain +0.250 [" in rq1["text"]
+    assert "It does not appear for `format_only` (strong fails" in rq1["text"]
+    assert "Ground-truth RL: strong holds, gain +0.300 [" in rq1["text"]
+    assert rq2["appears"] is None and "**cannot be judged**" in rq2["text"]
+    assert "Not judged (no finished runs on both models): `one_shot`, `one_shot_random`." in rq2["text"]
+    assert rq3["appears"] is True and rq3["variants"] == ["nsr"]
+
+
+def test_divergence_does_not_appear_when_ground_truth_fails_on_the_weak_model():
+    summaries = []
+    for seed, j in zip(SEEDS, JITTER):
+        summaries += [_summary(STRONG, "ground_truth", seed, 0.3 + j), _summary(WEAK, "ground_truth", seed, j / 4),
+                      _summary(STRONG, "majority_vote", seed, 0.25 + j), _summary(WEAK, "majority_vote", seed, -0.05)]
+    study = report.Study(Path("."), None, summaries, [], [], [])
+    table = report.verdict_table(study)
+    pairs = report.strong_weak_pairs(table, report.cell_alignment(study))
+    rq1 = report.divergence_statements(table, pairs)[0]
+    assert rq1["appears"] is False
+    assert "**does not appear**: ground-truth RL does not hold on both models" in rq1["text"]
+    assert "weak inconclusive, gain +0.000" in rq1["text"]
+
+
+def test_pairs_by_alignment_when_names_do_not_say():
+    summaries = [_summary(STRONG, "ground_truth", 0, 0.3), _summary(WEAK, "ground_truth", 0, 0.2)]
+    for s, model in zip(summaries, ("Qwen/Qwen2.5-7B", "meta-llama/Llama-3.1-8B-Instruct")):
+        s["model"] = model
+    study = report.Study(Path("."), None, summaries, [], [], [])
+    pairs = report.strong_weak_pairs(report.verdict_table(study), report.cell_alignment(study))
+    assert [(p.strong, p.weak) for p in pairs] == [("Qwen/Qwen2.5-7B", "meta-llama/Llama-3.1-8B-Instruct")]
+    assert pairs[0].how.startswith("by base pass@1 (0.50 vs 0.10)")
+
+
+def test_strong_and_weak_given_by_hand(table):
+    pairs = report.strong_weak_pairs(table, {}, strong="toy-{task}-strong", weak="toy-{task}-weak")
+    assert pairs == [report.Pair(TASK, STRONG, WEAK, "given")]
+    with pytest.raises(ValueError, match="models with runs: toy-chain_sum-strong, toy-chain_sum-weak"):
+        report.strong_weak_pairs(table, {}, strong="qwen", weak="llama")
+    with pytest.raises(ValueError, match="give both strong and weak"):
+        report.strong_weak_pairs(table, {}, strong="toy-{task}-strong")
+
+
+# -- the paper's numbers ------------------------------------------------------------------------------
+def test_paper_rows_from_study_md_numbers():
+    rows = {(r["model"], r["task"], r["variant"]): r for r in report.paper_rows(report.load_paper_numbers())}
+    random_math = rows[("Qwen2.5-7B", "MATH-500", "random")]
+    assert random_math["gain"] == pytest.approx(57.5 - 40.8)
+    assert random_math["fraction"] == pytest.approx((57.5 - 40.8) / (71.0 - 40.8))
+    assert rows[("Qwen2.5-7B", "SynLogic", "psr")]["fraction"] == pytest.approx((24.8 - 1.5) / (42.6 - 1.5))
+    assert rows[("Qwen2.5-7B", "SynLogic", "nsr")]["fraction"] == 0
+    llama = rows[("Llama-3.1-8B-Instruct", "MATH-500", "random")]
+    assert llama["gain"] == pytest.approx(26.8 - 32.5) and math.isnan(llama["fraction"])  # no GT number quoted
+
+
+def test_comparison_puts_ours_next_to_the_papers(study_dir, table):
+    study = report.load_study(study_dir)
+    pairs = report.strong_weak_pairs(table, report.cell_alignment(study))
+    ours = report.our_rows(table, pairs)
+    mv = next(r for r in ours if r["model"] == STRONG and r["variant"] == "majority_vote")
+    assert mv["fraction"] == pytest.approx(0.25 / 0.30) and mv["before"] == pytest.approx(50.0)
+    shown = report.comparison_table(report.paper_rows(report.load_paper_numbers()) + ours).frame
+    row = shown[shown["variant"] == "majority_vote"].iloc[0]
+    assert row["paper: Qwen2.5-7B · MATH-500 (strong)"] == "0.71 (40.8 → 62.1)"  # 21.3 / 30.2
+    assert row[f"ours: {STRONG} · {TASK} (strong)"] == "0.83 (50.0 → 75.0), holds"
+    assert row["paper: Qwen2.5-7B · SynLogic (weak)"] == ""  # not reported
+    one_shot = shown[shown["variant"] == "one_shot"].iloc[0]
+    assert one_shot[f"ours: {WEAK} · {TASK} (weak)"] == "missing"
+
+
+def test_paper_numbers_file_is_checked(tmp_path):
+    bad = tmp_path / "paper.yaml"
+    bad.write_text("cells:\n  - {model: M, task: T, alignment: strong, base: 1, after: {randm: 2}}\n")
+    with pytest.raises(ValueError, match=r"unknown variant\(s\) randm; valid variants: ground_truth, format_only"):
+        report.load_paper_numbers(bad)
+
+
+# -- the whole report -----------------------------------------------------------------------------------
+def test_empty_study_renders_its_structure(tmp_path):
+    rep = report.build(report.load_study(tmp_path / "nothing"))
+    assert [s.key for s in rep.sections][:4] == ["overview", "rule", "alignment", "verdicts"]
+    assert "**No results yet**" in rep.section("overview").text
+    assert "Not judged" in rep.section("divergence").text
+    written = report.write(rep, tmp_path / "nothing", tmp_path / "nothing" / "99_report")
+    page = written["report"].read_text()
+    assert "no RL runs found: nothing to judge yet" in page and verdicts.RULE.split("**")[0] in page
+    assert json.loads(written["metrics"].read_text())["verdicts"] == []
+
+
+def test_mtalign_report_runs_the_notebook(study_dir, capsys):
+    """`mtalign report --out DIR`: the real 99_report notebook, executed by papermill in-process (grid.run_report)."""
+    assert cli.main(["report", "--out", str(study_dir)]) == 0, capsys.readouterr()
+    page = (study_dir / "report.html").read_text()
+    assert page.count("plotly.js v") == 1  # plotly.js inlined exactly once
+    figures = json.loads((study_dir / "figures" / "index.json").read_text())["figures"]
+    assert "verdict_matrix.html" in figures and (study_dir / "figures" / "plotly.min.js").exists()
+    for name in figures:
+        assert f'id="fig-{name[:-5]}"' in page
+        assert "plotly.min.js" in (study_dir / "figures" / name).read_text()  # shared, not inlined per figure
+    assert "boom in one_shot" in page and "missing" in page
+    assert "The paper&#x27;s divergence <strong>appears</strong> for" in page or \
+        "The paper's divergence <strong>appears</strong> for" in page
+    assert "secondary source, approximate" in page and "[Green]" in page
+    metrics = json.loads((study_dir / "99_report" / "metrics.json").read_text(), parse_constant=pytest.fail)
+    assert {d["claim"]: d["appears"] for d in metrics["divergence"]} == {
+        "RQ1 reward signal": True, "RQ2 one-shot": None, "RQ3 sample polarity": True}
+    assert (study_dir / "99_report" / "99_report.ipynb").exists()
+    manifest = grid.load_manifest(study_dir)
+    assert manifest["report"]["status"] == "finished"
+    assert manifest["counts"]["failed"] == len(FAILED)  # rebuilding the report reran no cell
+
+
+def test_mtalign_report_without_a_study_says_so(tmp_path, capsys):
+    assert cli.main(["report", "--out", str(tmp_path / "none")]) == 2
+    assert "does not exist; run `mtalign study --out" in capsys.readouterr().err
+
+
+# -- headless Chromium ---------------------------------------------------------------------------------
+SCRIPT = paths.ROOT / "scripts" / "screenshot_report.py"
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium "
+                                    "(Debian: apt-get install -y chromium); the browser check cannot run")
+
+
+def _screenshot(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@needs_chromium
+def test_report_opens_in_chromium_and_the_matrix_is_photographed(study_dir, tmp_path):
+    if not (study_dir / "report.html").exists():  # when run alone
+        report.write(report.build(report.load_study(study_dir)), study_dir)
+    png = tmp_path / "verdict_matrix.png"
+    done = _screenshot(study_dir / "report.html", "--png", png)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    report_page, figure_page = summary["pages"]
+    assert report_page["figures"] == report_page["drawn"] >= 8 and not report_page["errors"]
+    assert figure_page["page"].endswith("verdict_matrix.html") and figure_page["drawn"] == 1
+    assert not report_page["network_requests"] and not figure_page["network_requests"]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == tuple(summary["png_size"]) and width > 400 and height > 300
+
+
+@needs_chromium
+def test_chromium_check_fails_on_a_broken_page(tmp_path):
+    """The check can fail: a page whose script throws and whose figure never draws."""
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><div class='plotly-graph-div' id='fig-x'></div>"
+                    "<script>console.error('drawing failed'); undefined_function();</script></body></html>")
+    done = _screenshot(page, "--timeout", "5")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)["pages"][0]
+    assert result["drawn"] == 0 and result["figures"] == 1
+    assert any("drawing failed" in e for e in result["errors"])
+    assert any("undefined_function" in e for e in result["errors"])
