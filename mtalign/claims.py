@@ -36,7 +36,7 @@ def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path |
         raise ValueError(f"unknown variant(s) {unknown}; valid variants: {', '.join(train.list_variants())}")
     runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
     summaries = [runs.ensure_run(runs_dir, model, task, BASELINE, seed, log=log, **train_kwargs)]
-    baseline_dir = runs.run_dir(runs_dir, model, task, BASELINE, seed)
+    baseline_dir = Path(summaries[0]["dir"])
     for variant in (v for v in variants if v != BASELINE):
         extra = {"accuracy_log": baseline_dir / "example_accuracy.jsonl"} if variant in ONE_SHOT else {}
         summaries.append(runs.ensure_run(runs_dir, model, task, variant, seed, log=log, **train_kwargs, **extra))
@@ -62,8 +62,13 @@ def table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
 
 def curves(runs_dir: str | Path | None, summaries: list[dict[str, Any]]) -> dict[str, list[dict]]:
     """variant -> its per-step metrics (the rows of metrics.jsonl)."""
-    runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
-    return {s["variant"]: runs.load_metrics(runs_dir / s["run"]) for s in summaries}
+    return {s["variant"]: runs.load_metrics(_dir(runs_dir, s)) for s in summaries}
+
+
+def _dir(runs_dir: str | Path | None, summary: dict[str, Any]) -> Path:
+    if summary.get("dir"):
+        return Path(summary["dir"])
+    return (Path(runs_dir) if runs_dir else runs.default_runs_dir()) / summary["run"]
 
 
 def heldout_by(runs_dir: str | Path | None, summary: dict[str, Any], key: str, task) -> pd.DataFrame:
@@ -72,8 +77,7 @@ def heldout_by(runs_dir: str | Path | None, summary: dict[str, Any], key: str, t
     Reads the per-problem correct counts of `final_passk.json`; the problems are regenerated from the task,
     which is deterministic, to recover their metadata.
     """
-    runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
-    final = runinfo.read_json(runs_dir / summary["run"] / "final_passk.json")
+    final = runinfo.read_json(_dir(runs_dir, summary) / "final_passk.json")
     problems = {p.id: p for p in task.problems(task.eval_split, n=len(final["problem_ids"]), seed=0)}
     rows = [{key: problems[pid].metadata.get(key), "accuracy": c / final["n"]}
             for pid, c in zip(final["problem_ids"], final["correct"]) if pid in problems]

@@ -624,7 +624,7 @@ def mean_curves(study: Study, model: str, task: str, variants: Iterable[str]) ->
         chosen = [s for s in study.summaries if s["model"] == model and _task_of(s) == task and s["variant"] == variant]
         per_step: dict[int, dict[str, list[float]]] = {}
         for s in chosen:
-            for m in runs.load_metrics(study.runs_dir / s["run"]) if s.get("run") else []:
+            for m in runs.load_metrics(s.get("dir") or study.runs_dir / s["run"]) if s.get("run") else []:
                 for key in CURVES:
                     if m.get(key) is not None and "step" in m:
                         per_step.setdefault(m["step"], {}).setdefault(key, []).append(m[key])

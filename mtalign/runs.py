@@ -19,10 +19,17 @@ def default_runs_dir() -> Path:
     return paths.outputs() / "runs"
 
 
-def run_dir(runs_dir: Path | str, model: str, task: str, variant: str, seed: int) -> Path:
+def run_dir(runs_dir: Path | str, model: str, task: str, variant: str, seed: int, preset: str = "toy",
+            steps: int | None = None) -> Path:
+    """`<runs_dir>/<preset>/<model>__<task>__<variant>__s<seed>`: runs of different settings never mix.
+
+    A run with its steps overridden lives under `<preset>-<steps>steps`, so a short trial is never mistaken for
+    the preset's run.
+    """
     from mtalign.train import run_name
 
-    return Path(runs_dir) / run_name(model, task, variant, seed)
+    settings = preset if not steps else f"{preset}-{steps}steps"
+    return Path(runs_dir) / settings / run_name(model, task, variant, seed)
 
 
 def is_finished(directory: Path) -> bool:
@@ -46,17 +53,19 @@ def ensure_run(runs_dir: Path | str | None, model: str, task: str | None, varian
     from mtalign import alignment, train
 
     task = task or alignment.default_task(model)
-    directory = run_dir(runs_dir or default_runs_dir(), model, task, variant, seed)
+    preset, steps = train_kwargs.get("preset") or "toy", train_kwargs.get("steps")
+    directory = run_dir(runs_dir or default_runs_dir(), model, task, variant, seed, preset, steps)
     with _lock(directory):
         if is_finished(directory):
-            return runinfo.read_json(directory / "summary.json")
-        return train.train(model=model, task=task, variant=variant, seed=seed, out=directory, overwrite=True,
-                           log=log, **train_kwargs)
+            return {**runinfo.read_json(directory / "summary.json"), "dir": str(directory)}
+        summary = train.train(model=model, task=task, variant=variant, seed=seed, out=directory, overwrite=True,
+                              log=log, **train_kwargs)
+        return {**summary, "dir": str(directory)}
 
 
 def load_summaries(runs_dir: Path | str) -> list[dict[str, Any]]:
-    """Every finished run's summary under `runs_dir` (unfinished or failed runs are simply absent)."""
-    return [runinfo.read_json(p) for p in sorted(Path(runs_dir).glob("*/summary.json"))]
+    """Every finished run's summary under `runs_dir`, with its folder as `dir` (unfinished runs are absent)."""
+    return [{**runinfo.read_json(p), "dir": str(p.parent)} for p in sorted(Path(runs_dir).rglob("summary.json"))]
 
 
 def load_metrics(directory: Path | str) -> list[dict[str, Any]]:
