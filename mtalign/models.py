@@ -74,6 +74,8 @@ def load(name: str, seed: int = 0, dtype: str = "auto", device: str | None = Non
         gguf = smollm_gguf()
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, padding_side="left")
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
         return LoadedModel(name, model.eval(), tokenizer, "chat", str(gguf))
     local = Path(name).exists()
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
