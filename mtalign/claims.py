@@ -26,7 +26,7 @@ def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path |
     """Summaries of the baseline and each variant for (model, seed), training whatever is not finished yet.
 
     One-shot variants read the baseline's per-example accuracy log (1-shot RLVR's historical variance), so the
-    baseline always runs first. `train_kwargs` (preset, steps, eval_task, ...) are the same for every variant.
+    baseline always runs first. `train_kwargs` (preset, steps, eval_tasks, task_kwargs, ...) are the same for every variant.
     """
     from mtalign import alignment, train
 

@@ -157,7 +157,8 @@ def expected_runs(study: Path, manifest: dict[str, Any]) -> list[Expected]:
             model = params.get("model")
             if not model:
                 continue
-            task = params.get("eval_task") or params.get("task") or _default_task(model)
+            eval_tasks = params.get("eval_tasks") or []
+            task = (eval_tasks[0] if eval_tasks else None) or params.get("task") or _default_task(model)
             variants = list(params.get("variants") or CLAIMS[claim])
             seed = params.get("seed")
             error = cell.get("error") or cell.get("reason")

@@ -59,7 +59,8 @@ def ensure_run(runs_dir: Path | str | None, model: str, task: str | None, varian
         if is_finished(directory):
             return {**runinfo.read_json(directory / "summary.json"), "dir": str(directory)}
         summary = train.train(model=model, task=task, variant=variant, seed=seed, out=directory, overwrite=True,
-                              log=log, **train_kwargs)
+                              log=log, **{"initial_eval_cache": Path(runs_dir or default_runs_dir()) / ".initial_eval",
+                                          **train_kwargs})
         return {**summary, "dir": str(directory)}
 
 

