@@ -41,7 +41,7 @@ def validate(model: str, task: str, n: int, ks: list[int] | None) -> list[int]:
     if task not in list_tasks():
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(list_tasks())}")
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise ValueError(f"--n (samples per problem) must be at least 1, got {n}")
     return passk.validate_ks(ks, n) if ks else passk.default_ks(n)
 
 
@@ -64,6 +64,8 @@ def measure(model: str, task: str | None = None, n: int = 64, ks: list[int] | No
 
     task = task or default_task(model)
     ks = validate(model, task, n, ks)
+    if problems < 1:
+        raise ValueError(f"--problems must be at least 1, got {problems}")
     task_obj = get_task(task, **{**_toy_difficulty(model, task), **(task_kwargs or {})})
     split = split or task_obj.eval_split
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
@@ -123,8 +125,18 @@ def load_study(path: Path | str = CONFIG_FILE) -> dict[str, Any]:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(config.get("cells"), list) or not config["cells"]:
-        raise ValueError(f"{path} must list `cells`, each {{model: NAME, task: NAME (optional for toy models)}}")
+    shape = "`cells: [{model: NAME, task: NAME (optional for toy models)}, ...]` and optional n, problems, seed"
+    if not isinstance(config, dict) or not isinstance(config.get("cells"), list) or not config["cells"]:
+        raise ValueError(f"{path} must be a mapping with {shape}")
+    for cell in config["cells"]:
+        if not isinstance(cell, dict) or not isinstance(cell.get("model"), str):
+            raise ValueError(f"{path}: cell {cell!r} is not a mapping with a model name; expected {shape}")
+    for key in ("n", "problems", "seed"):
+        if key in config and (not isinstance(config[key], int) or isinstance(config[key], bool)):
+            raise ValueError(f"{path}: {key} must be an integer, got {config[key]!r}")
+    for key in ("temperature", "top_p"):
+        if key in config and not isinstance(config[key], (int, float)):
+            raise ValueError(f"{path}: {key} must be a number, got {config[key]!r}")
     return config
 
 

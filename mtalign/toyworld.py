@@ -131,10 +131,21 @@ def spec(name: str, config: dict[str, Any] | None = None, seed: int = 0) -> ToyM
     world_name, rest = name.split("-", 1)
     task, recipe = rest.rsplit("-", 1)
     world = config["worlds"][world_name]
-    base = Stage(**world["base"])
-    stage = Stage(**{**world["recipe_stage"], **config["recipes"][recipe]})
+    base = _stage(world["base"], f"worlds.{world_name}.base")
+    stage = _stage({**world["recipe_stage"], **config["recipes"][recipe]}, f"recipes.{recipe}")
     return ToyModelSpec(name=name, world=world_name, task=task, recipe=recipe, model=dict(world["model"]),
                         task_difficulty=dict(config["tasks"][task] or {}), base=base, stage=stage, seed=seed)
+
+
+def _stage(values: dict[str, Any], where: str) -> Stage:
+    from dataclasses import fields
+
+    valid = [f.name for f in fields(Stage)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"{CONFIG_FILE.name} {where}: unknown knob(s) {', '.join(unknown)}; valid knobs: "
+                         f"{', '.join(valid)}")
+    return Stage(**values)
 
 
 # -- tokenizer and model ------------------------------------------------------------------------

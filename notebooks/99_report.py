@@ -32,7 +32,7 @@
 # %% tags=["parameters"]
 study_dir: str = ""  # the study's output folder (empty: outputs/, or $MTALIGN_OUTPUTS)
 run_dir: str = ""  # this notebook's own files (empty: <study_dir>/99_report)
-fraction: float = 0.5  # a variant holds only with a mean gain >= this share of ground-truth RL's (verdicts.FRACTION)
+fraction: float = 0.5  # a variant holds only with a mean gain of at least this share of ground-truth RL's
 strong: str = ""  # strongly aligned model per task, `{task}` filled in (empty: toy `*-strong`, else highest pass@1)
 weak: str = ""  # weakly aligned model per task (empty: toy `*-weak`, else lowest pass@1)
 

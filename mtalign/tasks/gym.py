@@ -55,7 +55,9 @@ class GymTask(Task):
 
     def _entries(self, seed: int):
         if self._dataset_seed != seed:
-            self._dataset = reasoning_gym.create_dataset(self.gym_name, seed=seed, size=10**9, **self.difficulty)
+            # reasoning-gym builds item i from Random(seed + i): seeds must be far apart or streams only shift by one
+            self._dataset = reasoning_gym.create_dataset(self.gym_name, seed=seed * 10**9, size=10**9,
+                                                         **self.difficulty)
             self._dataset_seed = seed
         index = 0
         while True:
@@ -82,7 +84,7 @@ class GymTask(Task):
         if n is None:
             raise ValueError(f"task {self.name!r} is generated and endless: pass n, the number of problems")
         if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+            raise ValueError(f"the number of problems must be at least 1, got {n}")
         out = []
         for problem in self.stream(split, seed):
             out.append(problem)
