@@ -440,13 +440,11 @@ def check_values(cells: list[Cell], notebooks: dict[str, Notebook]) -> list[str]
                 values = value if isinstance(value, list) else [value]
                 seen.setdefault((kind, f"{cell.notebook}.{key}"), set()).update(v for v in values if isinstance(v, str))
     problems = []
-    valid: dict[str, list[str] | None] = {}
+    valid: dict[str, list[str]] = {}
     for (kind, where), values in seen.items():
         if kind not in valid:
             valid[kind] = _valid_names(kind)
         names = valid[kind]
-        if names is None:
-            continue
         for value in sorted(values):
             if kind == "model" and ("/" in value or Path(value).exists()):
                 continue  # a Hugging Face name or a local model folder: resolved by the loader at run time
@@ -455,7 +453,7 @@ def check_values(cells: list[Cell], notebooks: dict[str, Notebook]) -> list[str]
     return problems
 
 
-def _valid_names(kind: str) -> list[str] | None:
+def _valid_names(kind: str) -> list[str]:
     if kind == "model":
         from mtalign import models
 
@@ -464,14 +462,9 @@ def _valid_names(kind: str) -> list[str] | None:
         from mtalign.tasks import list_tasks
 
         return list_tasks()
-    try:  # the RL engine may not exist in this checkout yet; then variants are checked by the notebooks
-        import mtalign.train as train
-    except ModuleNotFoundError as err:
-        if err.name in ("mtalign.train",):
-            return None
-        raise
-    listing = getattr(train, f"list_{kind}s", None)
-    return list(listing()) if callable(listing) else None
+    from mtalign import train
+
+    return list(train.list_variants() if kind == "variant" else train.list_presets())
 
 
 def select(cells: list[Cell], only: list[str] | None) -> list[Cell]:
