@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 import yaml
 
 from mtalign import paths, plots, runinfo, runs, verdicts
+from mtalign.claims import CURVES  # the per-step metrics drawn as training curves, as in the claim notebooks
 from mtalign.verdicts import BASELINE, CLAIMS, FRACTION
 
 PAPER_FILE = paths.PARAMS / "paper_numbers.yaml"
@@ -46,9 +47,6 @@ VERDICT_COLOURS = {"fails": "#d62728", "inconclusive": "#f2c14e", "holds": "#2ca
 CONTAMINATION_COLOURS = {"Red": "#d62728", "Green": "#2ca02c", "Gray": "#7f7f7f"}
 CONFIG = {"displaylogo": False}  # plotly's toolbar without its logo (zoom, pan and PNG export stay)
 SUMMARY_KEYS = ("model", "task", "variant", "seed", "gain", "before", "after")
-# Per-step metrics drawn as training curves (mtalign.claims.CURVES names the same four).
-CURVES = {"gt_accuracy": "ground-truth accuracy of rollouts", "reward_mean": "training reward",
-          "entropy": "policy token entropy", "zero_variance_frac": "zero-variance groups"}
 # One colour per variant in every figure (ground truth dark grey; light grey is "before RL"); no two alike.
 VARIANT_COLOURS = {BASELINE: "#444444", "format_only": "#d62728", "random": "#2ca02c", "incorrect": "#ff7f0e",
                    "majority_vote": "#9467bd", "entropy_min": "#8c564b", "one_shot": "#e377c2",

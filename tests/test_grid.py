@@ -25,12 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Caches and outputs in a temporary folder; one thread per process."""
-    monkeypatch.setenv("MTALIGN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("MTALIGN_OUTPUTS", str(tmp_path / "outputs"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+def _isolated(isolated):
+    """Caches and outputs in a temporary folder per test; one thread per process."""
 
 
 def write_grid(tmp_path: Path, data: dict | str, name: str = "grid.yaml") -> Path:

@@ -18,15 +18,9 @@ NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _isolated(tmp_path_factory):
+def _isolated(isolated_module):
     """Caches and outputs in temporary folders (the kernel inherits them), restored afterwards."""
-    base = tmp_path_factory.mktemp("notebooks")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MTALIGN_CACHE", str(base / "cache"))
-        mp.setenv("MTALIGN_OUTPUTS", str(base / "outputs"))
-        mp.setenv("HF_HOME", str(base / "hf"))
-        mp.setenv("OMP_NUM_THREADS", "1")
-        yield base
+    return isolated_module
 
 
 def as_ipynb(source: Path, directory: Path) -> Path:

@@ -120,11 +120,8 @@ def make_study(out: Path) -> grid.Plan:
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("MTALIGN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("MTALIGN_OUTPUTS", str(tmp_path / "outputs"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+def _isolated(isolated):
+    """Caches and outputs in a temporary folder per test; one thread per process."""
 
 
 @pytest.fixture(scope="module")

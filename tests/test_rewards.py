@@ -21,10 +21,8 @@ from mtalign.tasks.gym import ChainSum
 
 
 @pytest.fixture(autouse=True)
-def _caches(tmp_path, monkeypatch):
-    # Nothing in these tests should write to ~ or the repo.
-    for name in ("MTALIGN_CACHE", "HF_HOME", "MTALIGN_OUTPUTS"):
-        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+def _isolated(isolated):
+    """Caches and outputs in a temporary folder per test; one thread per process."""
 
 
 CHAIN = get_task("chain_sum")

@@ -18,15 +18,9 @@ MICRO = "micro-chain_sum-strong"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _isolated(tmp_path_factory):
+def _isolated(isolated_module):
     """Caches and outputs in temporary folders, restored afterwards; nothing is written to ~ or the repo."""
-    base = tmp_path_factory.mktemp("sampling")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MTALIGN_CACHE", str(base / "cache"))
-        mp.setenv("MTALIGN_OUTPUTS", str(base / "outputs"))
-        mp.setenv("HF_HOME", str(base / "hf"))
-        mp.setenv("OMP_NUM_THREADS", "1")
-        yield base
+    return isolated_module
 
 
 @pytest.fixture(scope="module")

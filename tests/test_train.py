@@ -28,18 +28,9 @@ STEP_KEYS = {"step", "reward_mean", "gt_accuracy", "format_rate", "zero_variance
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _caches(tmp_path_factory):
+def _caches(isolated_module):
     """One cache for this module (the micro model is built once), nothing written to ~ or the repo; restored after."""
-    base = tmp_path_factory.mktemp("train-cache")
-    saved = {k: os.environ.get(k) for k in ("MTALIGN_CACHE", "HF_HOME", "MTALIGN_OUTPUTS", "OMP_NUM_THREADS")}
-    os.environ.update(MTALIGN_CACHE=str(base / "cache"), HF_HOME=str(base / "hf"),
-                      MTALIGN_OUTPUTS=str(base / "outputs"), OMP_NUM_THREADS="1")
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    return isolated_module
 
 
 @pytest.fixture(scope="module")

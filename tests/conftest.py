@@ -1,0 +1,29 @@
+"""Shared test isolation: caches, outputs and the Hugging Face home in temporary folders, one thread per process.
+
+Nothing a test builds (toy models, runs, datasets) is written to ~ or the repository. Modules that share one built
+micro model across their tests use `isolated_module`; the others use `isolated` (a fresh folder per test).
+"""
+
+from pathlib import Path
+
+import pytest
+
+
+def isolate(mp: pytest.MonkeyPatch, base: Path) -> Path:
+    mp.setenv("MTALIGN_CACHE", str(base / "cache"))
+    mp.setenv("MTALIGN_OUTPUTS", str(base / "outputs"))
+    mp.setenv("HF_HOME", str(base / "hf"))
+    mp.setenv("OMP_NUM_THREADS", "1")
+    return base
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch) -> Path:
+    return isolate(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def isolated_module(request, tmp_path_factory):
+    """One set of folders for the whole module (restored afterwards), so its micro model is built once."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield isolate(mp, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
