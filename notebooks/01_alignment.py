@@ -45,8 +45,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtalign import alignment, paths, runinfo
+from mtalign import alignment, parameters, paths, runinfo
 from mtalign.plots import passk_figure
+
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
 
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "01_alignment"
 run_dir.mkdir(parents=True, exist_ok=True)

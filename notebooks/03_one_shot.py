@@ -43,8 +43,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtalign import alignment, claims, paths, plots, runinfo
+from mtalign import alignment, claims, parameters, paths, plots, runinfo
 from mtalign.train import task_for
+
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
 
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "03_one_shot"
 run_dir.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,9 @@ run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/04_sa
 # %%
 from pathlib import Path
 
-from mtalign import claims, paths, plots, runinfo
+from mtalign import claims, parameters, paths, plots, runinfo
 
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "04_sample_polarity"
 run_dir.mkdir(parents=True, exist_ok=True)
 train_kwargs = {"preset": preset, "steps": steps or None, "eval_tasks": eval_tasks or None,

@@ -45,10 +45,11 @@ from pathlib import Path
 import pandas as pd
 import plotly.express as px
 
-from mtalign import alignment, contamination, models, paths, runinfo
+from mtalign import alignment, contamination, models, parameters, paths, runinfo
 from mtalign.tasks import get_task
 from mtalign import toyworld
 
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "05_contamination"
 run_dir.mkdir(parents=True, exist_ok=True)
 started = runinfo.now()

@@ -39,8 +39,9 @@ weak: str = ""  # weakly aligned model per task (empty: toy `*-weak`, else lowes
 # %%
 from pathlib import Path
 
-from mtalign import paths, report
+from mtalign import parameters, paths, report
 
+parameters.parse(globals())  # typed parameters given as text (papermill -p) are converted
 study_dir = Path(study_dir) if study_dir else paths.outputs()
 run_dir = Path(run_dir) if run_dir else study_dir / "99_report"
 study = report.load_study(study_dir)
