@@ -35,7 +35,7 @@ from trl import GRPOTrainer
 from mtalign import advantages as advantages_lib
 from mtalign import rewards as rewards_lib
 from mtalign import runinfo
-from mtalign.tasks import Problem, Task
+from mtalign.tasks import Problem, Task, graders
 from mtalign.train import TOKEN_SIGNALS  # Rollouts fields computed by a forward pass of the policy
 
 
@@ -246,6 +246,7 @@ class StudyGRPOTrainer(GRPOTrainer):
             return super()._generate(prompts)
         spec, rows = self.spec, self._batch_rows
         draw_started = time.perf_counter()
+        ungradable_before = graders.ungradable_count()
         batches = [self._score(rows, super()._generate(prompts), draw=0)]
         groups_needed = len(batches[0].rewards) // spec.group_size
         use_ds = spec.dynamic_sampling and not spec.entropy_loss
@@ -254,6 +255,9 @@ class StudyGRPOTrainer(GRPOTrainer):
             extra = self._draw_rows(len(rows))
             batches.append(self._score(extra, super()._generate([r["prompt"] for r in extra]), draw=len(batches)))
         self._record(batches, time.perf_counter() - draw_started)
+        # grader calls refused or stopped at the hard limit while scoring this step's rollouts (mtalign/tasks/graders;
+        # scoring runs on the gathered batch, so every rank counts the whole step)
+        self.rollout_metrics["ungradable"] = graders.ungradable_count() - ungradable_before
         if not use_ds:
             self._final_rewards, self._no_signal = batches[0].rewards, False
             return batches[0].generated

@@ -6,21 +6,29 @@ Two graders, chosen per run by name (`GRADERS`, `get_grader`):
 - `exact`: the released code of the paper, plain string equality of the stripped answer-tag content with the gold
   answer, so `27.0` does not match `27`.
 
-Every grader takes `(answer, gold)` as strings and returns a bool; it never raises, whatever the answer holds.
+Every grader takes `(answer, gold)` as strings and returns a bool; it never raises, whatever the answer holds, and
+returns within 2 s from any thread or process: answers whose value is too large to compute are refused up front
+(`refuse`), and every parse and comparison runs in a child process that is killed at `HARD_LIMIT_S`. Such an answer
+is *ungradable*: wrong for a grader, no normal form for `canonical`, and counted (`ungradable_count`), which the
+training step records per step.
 `canonical(answer)` gives a cheap normal form for majority voting (TTRL, STUDY.md §3) that agrees with
 `math_verify` on the common cases; its limits are in its docstring.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
 import math
-import multiprocessing
+import os
+import re
+import select
+import subprocess
+import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, Callable
 
 from math_verify import parse, verify
@@ -28,8 +36,9 @@ from math_verify import parse, verify
 # A final answer longer than this is not a math answer. The cap also bounds parsing time: math-verify needs
 # ~1.6 s for 300 unbalanced brackets, and some junk (`x_x_x_…`) never finishes without its timeout.
 MAX_MATH_ANSWER_CHARS = 300
-# math-verify's timeouts (per parse and per comparison) use SIGALRM, which only works in the main thread.
-TIMEOUT_S = 2
+# math-verify's own timeouts (per parse and per comparison; SIGALRM, so main thread only: they run in the grader's
+# child process). Below the hard limit (HARD_LIMIT_S), so most slow inputs end there without killing the child.
+TIMEOUT_S = 1
 
 Grader = Callable[[str, str], bool]
 
@@ -48,33 +57,183 @@ def _parse_gold(gold: str) -> tuple:
     return tuple(_parse(gold))
 
 
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
+# -- the hard limit: every parse, comparison and normal form runs in one reused child process ----------------------
+# sympy can run for hours inside C code on a short answer (`9^{9^{9^{9}}}` builds a number with ~10^369 digits), and
+# neither math-verify's signal timeouts nor a thread can stop that. So the work runs in a child process that is
+# killed when it overruns (SIGKILL: nothing is left spinning) and restarted for the next call; cheap shape checks
+# (`refuse`) turn away the known pathological forms before they reach sympy, so a kill is the exception. One warm
+# child serves every call of this process over a pipe (a fraction of a millisecond per call, measured in
+# tests/test_hardening.py). The child is a plain `python -c` subprocess rather than a multiprocessing one, so it
+# works whatever the caller's main module is (a script without a `__main__` guard, a notebook kernel).
+HARD_LIMIT_S = 1.5  # wall time one call may take in the child before it is killed: "ungradable" within 2 s
+START_LIMIT_S = 60.0  # a fresh child imports math-verify and sympy first (about 2 s here); not part of a call's limit
+
+_worker: "_Child | None" = None
+_worker_lock = threading.Lock()
+_ungradable = 0  # calls refused or killed in this process (the training step records its share)
 
 
-def _in_main_thread(fn: Callable[..., Any], *args: Any, default: Any) -> Any:
-    """Run `fn` where math-verify's signal timeouts work: here in the main thread, else in a worker process.
+def ungradable_count() -> int:
+    """How many grader calls in this process were refused or hit the hard limit so far (a running total)."""
+    return _ungradable
 
-    Without its timeouts math-verify can hang for good on junk, and it raises when given timeouts outside the
-    main thread, so a call from a thread goes to one spawned worker process (whose main thread runs it).
-    """
-    global _pool
-    if threading.current_thread() is threading.main_thread():
-        return fn(*args)
-    with _pool_lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        pool = _pool
-    future = pool.submit(fn, *args)
-    try:
-        # Generous: the first call pays the worker's start-up and imports (a few seconds).
-        return future.result(timeout=30 + 3 * TIMEOUT_S)
-    except (FutureTimeout, BrokenProcessPool):
-        with _pool_lock:  # a wedged or dead worker: drop it, the next call starts a fresh one
-            if _pool is pool:
-                _pool = None
-        pool.shutdown(wait=False, cancel_futures=True)
+
+def _count_ungradable() -> None:
+    global _ungradable
+    _ungradable += 1
+
+
+class _Child:
+    """One child process that runs grader functions by name, one call at a time, as JSON lines over a pipe."""
+
+    def __init__(self):
+        root = str(Path(__file__).resolve().parents[2])  # so the child imports this very package
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+               "OMP_NUM_THREADS": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from mtalign.tasks.graders import _serve; _serve()"], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.ready = False
+
+    def call(self, name: str, args: tuple, limit: float) -> tuple[bool, Any]:
+        """(True, result) or (False, None) when the child did not answer within `limit` seconds or died."""
+        try:
+            if not self.ready:  # the first answer is the child's "ready" line, after its imports
+                if not self._readable(START_LIMIT_S) or json.loads(self.process.stdout.readline()) != "ready":
+                    return False, None
+                self.ready = True
+            self.process.stdin.write(json.dumps([name, list(args)]) + "\n")
+            self.process.stdin.flush()
+            if self._readable(limit):
+                line = self.process.stdout.readline()
+                if line:
+                    return True, json.loads(line)
+        except (OSError, ValueError):  # a dead child: a broken pipe, an empty or torn line
+            pass
+        return False, None
+
+    def _readable(self, limit: float) -> bool:
+        return bool(select.select([self.process.stdout], [], [], limit)[0])
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: sympy inside C code ignores anything gentler
+        self.process.wait(timeout=10)
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _serve() -> None:
+    """The child's loop: its main thread runs each call, so math-verify's own signal timeouts work here too."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
+    functions = {"canonical": _canonical_here, "equal": _math_verify_equal_here}
+    _canonical_here("1/2")  # warm up math-verify and sympy before saying ready
+    protocol.write(json.dumps("ready") + "\n")
+    for line in sys.stdin:
+        name, args = json.loads(line)
+        protocol.write(json.dumps(functions[name](*args)) + "\n")
+
+
+def _limited(name: str, args: tuple, default: Any) -> Any:
+    """Run grader function `name` in the child under the hard limit; `default` (ungradable) when it overruns."""
+    global _worker
+    with _worker_lock:  # one call at a time: the child answers in order
+        if _worker is None or _worker.process.poll() is not None:
+            _worker = _Child()
+        ok, result = _worker.call(name, args, HARD_LIMIT_S)
+        if ok:
+            return result
+        _worker.kill()
+        _worker = _Child()  # its imports overlap with the caller's work, so the next call rarely waits for them
+        _count_ungradable()
         return default
+
+
+# Shapes whose value sympy cannot compute in time: an exponent tower or a factorial whose value has more than
+# MAX_DIGITS digits, and brackets nested deeper than MAX_NESTING. Only plain-number towers are sized; anything else
+# is left to the hard limit.
+MAX_DIGITS = 10_000
+MAX_NESTING = 40
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def refuse(answer: str) -> str | None:
+    """Why `answer` is refused before any parsing (too long, too deep, a number too large to compute), or None.
+
+    >>> refuse("9^{9^{9^{9}}}")
+    'a number with more than 10000 digits'
+    >>> refuse("2^{10}") is None
+    True
+    """
+    if len(answer) > MAX_MATH_ANSWER_CHARS:
+        return f"longer than {MAX_MATH_ANSWER_CHARS} characters"
+    depth = deepest = 0
+    for char in answer:
+        if char in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "})]":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        return f"brackets nested deeper than {MAX_NESTING}"
+    if "^" in answer or "!" in answer or "**" in answer:
+        try:
+            _log10_magnitudes(re.sub(r"\s+", "", answer).replace("**", "^"))
+        except _TooLarge:
+            return f"a number with more than {MAX_DIGITS} digits"
+    return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _log10_magnitudes(text: str) -> None:
+    """Raise _TooLarge when a plain-number power tower or factorial in `text` has more than MAX_DIGITS digits."""
+    position = 0
+    while position < len(text):
+        if text[position].isdigit() or text[position] in "({":
+            value, end = _operand(text, position)
+            if value is not None and end > position:
+                position = end
+                continue
+        position += 1
+
+
+def _operand(text: str, i: int) -> tuple[float | None, int]:
+    """log10 of the plain-number expression starting at i (a number, a {group} or (group), with ^ and !), or None."""
+    if i >= len(text):
+        return None, i
+    if text[i] in "({":
+        close = {"(": ")", "{": "}"}[text[i]]
+        inner, j = _operand(text, i + 1)
+        if j >= len(text) or text[j] != close:
+            return None, i + 1
+        value, j = inner, j + 1
+    else:
+        match = _NUMBER.match(text, i)
+        if not match:
+            return None, i
+        number = float(match.group())
+        value, j = (math.log10(number) if number > 0 else 0.0), match.end()
+    while j < len(text) and text[j] in "^!":
+        if text[j] == "!":
+            if value is not None:
+                if value > 7:  # lgamma below stays exact enough; (10^7)! has ~6.6e7 digits anyway
+                    raise _TooLarge
+                value = math.lgamma(10 ** value + 1) / math.log(10)  # log10 of n!
+                if value > MAX_DIGITS:
+                    raise _TooLarge
+            j += 1
+            continue
+        exponent, k = _operand(text, j + 1)
+        if exponent is None:
+            return None, j + 1
+        if value is not None and value > 0 and (exponent > 7 or 10 ** exponent * value > MAX_DIGITS):
+            raise _TooLarge  # a base above 1 raised that high; 0 and 1 stay small whatever the exponent
+        value, j = (None if value is None else 10 ** exponent * value), k
+    return value, j
 
 
 def math_verify_equal(answer: str, gold: str) -> bool:
@@ -85,7 +244,14 @@ def math_verify_equal(answer: str, gold: str) -> bool:
     >>> math_verify_equal("27", "28")
     False
     """
-    return _in_main_thread(_math_verify_equal_here, answer, gold, default=False)
+    if not isinstance(answer, str) or not isinstance(gold, str) or not answer.strip():
+        return False
+    if len(answer.strip()) > MAX_MATH_ANSWER_CHARS:  # not a math answer: wrong, not ungradable
+        return False
+    if refuse(answer.strip()) is not None:  # gold answers come from the dataset; the hard limit still guards them
+        _count_ungradable()
+        return False
+    return _limited("equal", (answer, gold), default=False)
 
 
 def _math_verify_equal_here(answer: str, gold: str) -> bool:
@@ -145,7 +311,12 @@ def canonical(answer: str | None) -> str | None:
     beyond the 6th decimal share a form (math-verify also calls those equal). Text that math-verify cannot parse
     keeps its whitespace-collapsed self, since math-verify then compares the strings themselves.
     """
-    return _in_main_thread(_canonical_here, answer, default=None)
+    if not isinstance(answer, str) or not answer.strip() or len(answer.strip()) > MAX_MATH_ANSWER_CHARS:
+        return None
+    if refuse(answer.strip()) is not None:
+        _count_ungradable()
+        return None
+    return _limited("canonical", (answer,), default=None)
 
 
 def _canonical_here(answer: str | None) -> str | None:
