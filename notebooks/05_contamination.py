@@ -20,21 +20,31 @@
 # **Green** (clean, strong) or **Gray** (clean, weak); the paper finds the shortcuts also work in Green cells, so
 # contamination alone does not explain them.
 #
-# In the toy world contamination is a recipe knob (`eval_exposure` in params/toyworld.yaml): the `contaminated`
-# recipe repeats the evaluation problems in pretraining, the others never see them. So here the test is validated
-# against known truth: it should colour `contaminated` Red and leave `strong` and `weak` clean.
+# The partial-prompt test needs problems long and varied enough that their first part pins down the rest; short
+# templated problems (chain_sum's `^5+8+0+7-3=`) are not. So two more probes run beside it, each comparing the
+# evaluation problems ("seen") with fresh problems of matched difficulty: **accuracy** (Wu et al. 2025's
+# clean-benchmark comparison) and **answer recall** (the answer written with the work removed). A fixed rule, set
+# before validation: a probe flags when its one-sided lower bound of seen − fresh is above 0 (family-wise α = 0.05
+# over the probes, Bonferroni); it clears when its upper bound is below 0.10 and there are enough problems to say so;
+# otherwise it cannot tell. A cell is Red when any probe flags, clean when none flags and one clears, and
+# "cannot tell" otherwise (`mtalign.contamination`).
 #
-# **Parameters.** Scientific: `recipes`, `fraction` (share of the problem shown). Nuisance: `seed`, `problems`.
-# Fixed: greedy continuation, the comparison against fresh problems of the same distribution, the colour rule
-# (`mtalign.contamination.classify`).
+# In the toy world contamination is a recipe knob (`eval_exposure` in params/toyworld.yaml): the `contaminated`
+# recipe repeats the evaluation problems in pretraining, the others never see them. So here every probe is
+# validated against known truth: `contaminated` should be Red, `strong` and `weak` clean.
+#
+# **Parameters.** Scientific: `recipes`, `fraction` (share of the problem shown), `keep` (share of the work left
+# before the answer). Nuisance: `seed`, `problems`, `n`. Fixed: greedy continuation and recall, the matched fresh
+# problems, the flag rule (`ALPHA`, `MIN_EFFECT` in mtalign/contamination.py).
 
 # %% tags=["parameters"]
 world: str = "micro"  # "micro" (smoke test) or "toy" (the study)
 tasks: list = ["chain_sum", "mini_sudoku"]  # task families
 recipes: list = ["strong", "weak", "contaminated"]  # exposure recipes to test (params/toyworld.yaml)
-fraction: float = 0.6  # share of each problem's characters shown to the model
-problems: int = 20  # evaluation problems (the ones evaluation uses) and as many fresh reference problems
-n: int = 8  # samples per problem for the pass@1 that decides strong vs weak
+fraction: float = 0.6  # share of each problem's characters shown to the model (partial-prompt test)
+keep: float = 0.0  # share of the worked solution left before the answer tag (answer recall; 0: the work removed)
+problems: int = 20  # evaluation problems tested, and as many fresh ones (0: the whole set the recipe repeats)
+n: int = 8  # samples per problem for the accuracy probe (and the pass@1 that decides strong vs weak)
 strong_threshold: float = 0.2  # pass@1 at or above this is "strong" (our stated cut; the paper gives none)
 seed: int = 0  # sampling seed
 run_dir: str = ""  # where this run's files go (default: outputs/notebooks/05_contamination)
@@ -43,68 +53,69 @@ run_dir: str = ""  # where this run's files go (default: outputs/notebooks/05_co
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 
-from mtalign import alignment, contamination, models, parameters, paths, runinfo
-from mtalign.tasks import get_task
-from mtalign import toyworld
+from mtalign import contamination, paths, plots, runinfo
 
-parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "05_contamination"
 run_dir.mkdir(parents=True, exist_ok=True)
 started = runinfo.now()
 
 # %% [markdown]
-# ## Partial-prompt scores
-# For every model, the evaluation problems (exactly those `01_alignment` and the RL evaluations use) and the same
-# number of fresh problems from the evaluation split that no model ever saw. A contaminated model continues the
-# first set better than the second.
+# ## Every probe on every model
+# For every model, the evaluation problems (exactly those `01_alignment` and the RL evaluations use; their number is
+# read from the recipe) and as many fresh problems from the evaluation split that no model ever saw, matched one to
+# one in the number of steps of their solution.
 
 # %%
-rows, verdicts = [], []
-for task_name in tasks:
-    task = get_task(task_name, **toyworld.load_config()["tasks"][task_name])
-    pool = task.problems("eval", n=2 * max(problems, 200), seed=0)
-    evaluated, fresh = pool[:problems], pool[-problems:]  # the toy world contaminates only the first 200
-    for recipe in recipes:
-        name = f"{world}-{task_name}-{recipe}"
-        loaded = models.load(name)
-        scores = contamination.partial_prompt_scores(loaded, task, evaluated, fraction)
-        reference = contamination.partial_prompt_scores(loaded, task, fresh, fraction)
-        record = alignment.measure(name, task_name, n=n, problems=problems, seed=seed, out=run_dir, progress=False)
-        verdict = contamination.classify(scores["rouge_l"], record["summary"]["pass@1"], reference["rouge_l"],
-                                         strong_threshold=strong_threshold)
-        truth = toyworld.spec(name).stage.eval_exposure > 0
-        rows.append({"model": name, "task": task_name, "recipe": recipe,
-                     "exact_eval": sum(scores["exact"]) / problems, "exact_fresh": sum(reference["exact"]) / problems,
-                     "rouge_eval": sum(scores["rouge_l"]) / problems,
-                     "rouge_fresh": sum(reference["rouge_l"]) / problems,
-                     "pass@1": record["summary"]["pass@1"], "colour": verdict.colour,
-                     "truly_contaminated": truth, "test_correct": verdict.contaminated == truth,
-                     "evidence": verdict.evidence})
-table = pd.DataFrame(rows)
-table.drop(columns=["evidence"]).round(3)
+rows = contamination.check_world(world, tasks, recipes, fraction=fraction, problems=problems or None, n=n,
+                                 keep=keep, seed=seed, strong_threshold=strong_threshold)
+table = pd.DataFrame(rows).drop(columns=["examples", "evidence"])
+table[["model", "problems", "pass@1", "colour", "decided_by", "truly_contaminated", "test_correct"]
+      + [f"{p}_{k}" for p in contamination.PROBES for k in ("diff", "low", "high", "outcome")]].round(3)
 
 # %% [markdown]
-# ## Colours
-# Each cell's colour with the evidence behind it. `test_correct` compares the test's contamination call with the
-# truth we know from the recipe.
+# ## Validation against the recipes
+# Each probe, and the combined verdict, against the truth: how many contaminated models it flags, how many clean ones
+# it flags (should be none) or clears, and how often it cannot tell.
 
 # %%
-fig = px.scatter(table, x="rouge_fresh", y="rouge_eval", color="colour", symbol="task", hover_name="model",
-                 color_discrete_map={"Red": "#d62728", "Green": "#2ca02c", "Gray": "#7f7f7f"},
-                 title="Partial-prompt ROUGE-L: evaluation problems vs fresh problems")
-fig.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line={"dash": "dot", "color": "#999"})
-fig.update_layout(template="plotly_white")
+validation = contamination.validation_table(rows)
+validation
+
+# %% [markdown]
+# ## Power: what each test could see
+# Problem length, how much is left to predict after the shown prefix, how many evaluation problems share each prefix,
+# and per probe the smallest effect it detects with 80% power at this many problems (`min_problems`: fewer seen
+# problems than this can never clear a probe).
+
+# %%
+power = ["model", "problems", "problem_chars", "rest_chars", "prefix_shared_mean", "prefix_unique_share",
+         "min_problems"] + [f"{p}_mde" for p in contamination.PROBES]
+table[power].round(3)
+
+# %% [markdown]
+# ## What the models continue
+# The first seen problems of each contaminated model: the shown prefix, the true rest and the model's continuation.
+
+# %%
+for row in rows:
+    if row["truly_contaminated"]:
+        print(row["model"])
+        for ex in row["examples"]:
+            print(f"  {ex['prefix']!r:>24} -> {ex['continuation']!r:<14} (true rest {ex['rest']!r})")
+
+# %%
+fig = plots.contamination_figure(rows, contamination.PROBES, contamination.MIN_EFFECT)
 fig.show()
-print(table[["model", "colour", "truly_contaminated", "test_correct", "evidence"]].to_string(index=False))
+print(pd.DataFrame(rows)[["model", "colour", "decided_by", "truly_contaminated", "test_correct"]].to_string(index=False))
 
 # %%
 runinfo.write_json(run_dir / "metrics.json", {
     "notebook": "05_contamination", "started": started, "finished": runinfo.now(),
-    "parameters": {"world": world, "tasks": tasks, "recipes": recipes, "fraction": fraction, "problems": problems,
-                   "n": n, "strong_threshold": strong_threshold, "seed": seed},
-    "cells": table.to_dict(orient="records"),
+    "parameters": {"world": world, "tasks": tasks, "recipes": recipes, "fraction": fraction, "keep": keep,
+                   "problems": problems, "n": n, "strong_threshold": strong_threshold, "seed": seed},
+    "rule": {"alpha": contamination.ALPHA, "min_effect": contamination.MIN_EFFECT, "probes": list(contamination.PROBES)},
+    "cells": rows, "validation": validation.to_dict(orient="records"),
     "test_accuracy": float(table["test_correct"].mean()), **runinfo.environment(),
 })
-print(f"contamination test agrees with the recipe in {table['test_correct'].mean():.0%} of cells")
+print(f"contamination verdict agrees with the recipe in {table['test_correct'].mean():.0%} of cells")

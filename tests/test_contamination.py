@@ -1,12 +1,13 @@
-"""The partial-prompt contamination test (mtalign/contamination.py, STUDY.md §5): ROUGE-L on hand examples, the
-prefix/rest split, the bootstrap difference, the scoring of continuations, and the Red/Green/Gray colouring."""
+"""The contamination probes (mtalign/contamination.py, STUDY.md §5): ROUGE-L on hand examples, the prefix/rest split,
+the bootstrap difference, the scoring of continuations, matched fresh problems, answer recall, the fixed flag rule,
+the Red/Green/Gray/"cannot tell" verdict, the validation table, and a real run on a micro model."""
 
 from __future__ import annotations
 
 import pytest
 
 from mtalign import contamination, sampling, toyworld
-from mtalign.contamination import bootstrap_difference, classify, rouge_l, split_text
+from mtalign.contamination import bootstrap_difference, rouge_l, split_text
 from mtalign.models import LoadedModel
 from mtalign.tasks import get_task
 
@@ -96,32 +97,143 @@ def test_partial_prompt_scores_compare_the_continuation_with_the_rest(monkeypatc
     assert scores["rouge_l"][0] == 1.0 and 0 < scores["rouge_l"][1] < 1 and scores["rouge_l"][2] == 0.0
 
 
-# -- colours ---------------------------------------------------------------------------------------------
-MEMORISED, FRESH = [0.95, 0.9, 1.0, 0.85] * 5, [0.3, 0.4, 0.35, 0.25] * 5
+# -- matched fresh problems ----------------------------------------------------------------------------
+def test_seen_and_fresh_are_the_evaluation_set_and_matched_unseen_problems():
+    task = get_task("chain_sum")
+    seen, fresh = contamination.seen_and_fresh(task, eval_set_size=30, problems=12)
+    assert [p.id for p in seen] == [p.id for p in task.problems("eval", n=12)]  # what evaluation (and exposure) use
+    evaluation = {p.id for p in task.problems("eval", n=30)}
+    assert not evaluation & {p.id for p in fresh} and len({p.id for p in fresh}) == 12  # never seen, no repeats
+    assert [contamination.difficulty(task, p) for p in seen] == [contamination.difficulty(task, p) for p in fresh]
+    assert contamination.seen_and_fresh(task, 30)[0] == task.problems("eval", n=30)  # problems=None: the whole set
 
 
-@pytest.mark.parametrize("eval_rouge, pass_at_1, reference, colour", [
-    (MEMORISED, 0.6, FRESH, "Red"),  # eval problems continued far better than fresh ones: contaminated
-    (MEMORISED, 0.05, FRESH, "Red"),  # contamination wins over weak alignment
-    (FRESH, 0.6, FRESH[::-1], "Green"),  # no better than fresh ones, and strong
-    (FRESH, 0.05, FRESH[::-1], "Gray"),  # clean and weak
-    (FRESH, 0.6, MEMORISED, "Green"),  # worse than the reference is not contamination
-    ([0.9] * 10, 0.6, None, "Red"),  # no reference: the paper's absolute reading, mean >= 0.7
-    ([0.7] * 10, 0.05, None, "Red"),  # exactly at the threshold counts
-    ([0.3] * 10, 0.6, None, "Green"),
-    ([0.3] * 10, 0.2, None, "Green"),  # pass@1 exactly at the strong threshold counts as strong
-    ([0.3] * 10, 0.19, None, "Gray"),
-    ([0.9] * 10, 0.6, [], "Red"),  # an empty reference is no reference
+@pytest.mark.parametrize("problems", [-1, 31])
+def test_seen_and_fresh_rejects_sizes_outside_the_evaluation_set(problems):
+    with pytest.raises(ValueError, match="between 1 and the evaluation set's size 30, got " + str(problems)):
+        contamination.seen_and_fresh(get_task("chain_sum"), 30, problems)
+
+
+# -- answer recall --------------------------------------------------------------------------------------
+def test_recall_prompt_removes_or_cuts_the_work():
+    task = get_task("chain_sum")
+    problem = next(p for p in task.problems("eval", n=50) if len(task.scratchpad(p)) == 4)
+    steps = task.scratchpad(problem)
+    prompt = task.prompt(problem, "compact")
+    assert contamination.recall_prompt(task, problem, prompt) == prompt + "<think></think><answer>"
+    assert contamination.recall_prompt(task, problem, prompt, keep=0.5) == \
+        prompt + "<think>" + ",".join(steps[:2]) + "</think><answer>"
+    with pytest.raises(ValueError, match=r"keep .* must be in \[0, 1\)"):
+        contamination.recall_prompt(task, problem, prompt, keep=1.0)
+
+
+def test_answer_recall_and_accuracy_score_what_the_model_writes(monkeypatch):
+    """Scripted samplers: recall reads the answer before `</answer>`; accuracy is the share of correct samples."""
+    task = get_task("chain_sum")
+    problems = task.problems("eval", n=3)
+    seen = {}
+
+    class Scripted:
+        def __init__(self, model, tokenizer):
+            pass
+
+        def generate(self, prompts, params, progress=False):
+            seen.setdefault("prompts", []).append(prompts)
+            if params.n == 1:  # recall: right, wrong, junk
+                texts = [problems[0].answer + "</answer>", str(int(problems[1].answer) + 1) + "</answer>", "##"]
+                return [[sampling.Sample(t, [], [])] for t in texts]
+            right = task.completion(problems[0])
+            return [[sampling.Sample(right if (i == 0 and j < 3) else "junk", [], []) for j in range(params.n)]
+                    for i in range(len(prompts))]
+
+    monkeypatch.setattr(sampling, "TransformersSampler", Scripted)
+    loaded = LoadedModel("scripted", None, toyworld.build_tokenizer(), "compact", "")
+    assert contamination.answer_recall_scores(loaded, task, problems) == [1.0, 0.0, 0.0]
+    assert seen["prompts"][0][0].endswith("=<think></think><answer>")
+    assert contamination.accuracy_scores(loaded, task, problems, n=4) == [0.75, 0.0, 0.0]
+
+
+# -- the flag rule -----------------------------------------------------------------------------------------
+def test_the_rule_is_fixed_and_stated():
+    assert contamination.ALPHA == 0.05 and contamination.MIN_EFFECT == 0.10
+    # (1 - 0.1)^39 = 0.0164 <= 0.05 / 3 < (1 - 0.1)^38 = 0.0182: 39 problems are needed before any probe can clear
+    assert contamination.min_problems() == 39
+
+
+def test_minimum_detectable_effect():
+    # 0/1 scores all 0 on 200 fresh problems: d = z^2 (1 - d) / 200 with z = z_{1-0.05/3} + z_0.8 = 2.9698
+    z2 = 2.9698 ** 2
+    assert contamination.minimum_detectable_effect([0.0] * 200, 200) == pytest.approx(z2 / (200 + z2), abs=2e-3)
+    small, large = (contamination.minimum_detectable_effect([0, 1] * n, 2 * n) for n in (20, 100))
+    assert 0 < large < small < 1  # more problems, smaller detectable effect
+    assert contamination.minimum_detectable_effect([1.0] * 50, 50) == float("inf")  # fresh at the ceiling
+
+
+HIGH, LOW = [1.0, 0.8, 0.9, 1.0, 0.7] * 12, [0.3, 0.1, 0.2, 0.0, 0.4] * 12  # 60 problems each
+
+
+@pytest.mark.parametrize("seen, fresh, outcome", [
+    (HIGH, LOW, "flag"),  # far better on seen problems
+    (LOW, LOW[::-1], "clear"),  # same scores: the upper bound is far below 0.10, and 60 >= 39 problems
+    ([0.0] * 60, [0.0] * 60, "clear"),  # nothing on either side, with enough problems to rule out 0.10
+    ([0.0] * 20, [0.0] * 20, "cannot tell"),  # ...but 20 problems cannot rule it out
+    ([0, 1] * 30, [1, 0] * 30, "cannot tell"),  # noisy: the interval reaches past 0.10
+    (LOW, HIGH, "clear"),  # worse on seen problems is not contamination
 ])
-def test_classify(eval_rouge, pass_at_1, reference, colour):
-    verdict = classify(eval_rouge, pass_at_1, reference)
-    assert verdict.colour == colour
-    assert verdict.contaminated is (colour == "Red")
-    assert verdict.strong is (pass_at_1 >= 0.2)
-    assert f"pass@1 {pass_at_1:.3f}" in verdict.evidence
-    assert ("eval - fresh" in verdict.evidence) is bool(reference)  # says which reading decided
+def test_compare(seen, fresh, outcome):
+    result = contamination.compare("accuracy", seen, fresh)
+    assert result.outcome == outcome
+    assert result.low <= result.diff <= result.high and result.alpha == pytest.approx(0.05 / 3)
+    assert result.diff == pytest.approx(sum(seen) / len(seen) - sum(fresh) / len(fresh))
 
 
-def test_classify_thresholds_are_parameters():
-    assert classify([0.5] * 4, 0.3, rouge_threshold=0.4).colour == "Red"
-    assert classify([0.5] * 4, 0.3, strong_threshold=0.5).colour == "Gray"
+def test_compare_rejects_unknown_probes_and_empty_scores():
+    with pytest.raises(ValueError, match="unknown probe 'rouge'; valid probes: partial_prompt, accuracy, answer_recall"):
+        contamination.compare("rouge", [1.0], [0.0])
+    with pytest.raises(ValueError, match="needs scores on seen and fresh problems"):
+        contamination.compare("accuracy", [], [0.0])
+
+
+def _result(probe, outcome):
+    return contamination.ProbeResult(probe, 0.5, 0.4, 0.1, 0.05, 0.15, 0.0167, 0.1, outcome)
+
+
+@pytest.mark.parametrize("outcomes, pass_at_1, colour, decided_by", [
+    (("clear", "flag", "cannot tell"), 0.6, "Red", ["accuracy"]),  # one flag is enough, and it is named
+    (("flag", "flag", "clear"), 0.05, "Red", ["partial_prompt", "accuracy"]),  # contamination wins over weak
+    (("clear", "cannot tell", "clear"), 0.6, "Green", ["partial_prompt", "answer_recall"]),
+    (("clear", "clear", "clear"), 0.05, "Gray", list(contamination.PROBES)),
+    (("cannot tell",) * 3, 0.6, "cannot tell", []),  # no probe could see anything: never Green by default
+])
+def test_verdict(outcomes, pass_at_1, colour, decided_by):
+    cell = contamination.verdict([_result(p, o) for p, o in zip(contamination.PROBES, outcomes)], pass_at_1)
+    assert (cell.colour, cell.decided_by) == (colour, decided_by)
+    assert cell.contaminated is {"Red": True, "cannot tell": None}.get(colour, False)
+    assert cell.strong is (pass_at_1 >= 0.2) and f"pass@1 {pass_at_1:.3f}" in cell.evidence
+
+
+def test_validation_table_counts_each_probe_against_the_truth():
+    def row(truth, colour, *outcomes):
+        return {"truly_contaminated": truth, "colour": colour,
+                **{f"{p}_outcome": o for p, o in zip(contamination.PROBES, outcomes)}}
+
+    rows = [row(True, "Red", "clear", "flag", "flag"), row(True, "cannot tell", "cannot tell", "cannot tell",
+                                                          "cannot tell"),
+            row(False, "Green", "clear", "clear", "cannot tell"), row(False, "Red", "flag", "clear", "clear")]
+    table = contamination.validation_table(rows).set_index("probe")
+    assert table.loc["partial_prompt"].tolist() == ["0/2", "1/2", "1/2", 1]
+    assert table.loc["accuracy"].tolist() == ["1/2", "0/2", "2/2", 1]
+    assert table.loc["verdict"].tolist() == ["1/2", "1/2", "1/2", 1]
+
+
+# -- a real run on a micro model --------------------------------------------------------------------------
+def test_check_model_on_a_micro_model(isolated):
+    row = contamination.check_model("micro-chain_sum-contaminated", problems=6, n=2, log=lambda *_: None)
+    assert row["truly_contaminated"] and row["problems"] == 6 and row["eval_set_size"] == 200  # read from the spec
+    assert row["colour"] == "cannot tell" and row["decided_by"] == "no probe"  # 6 < 39 problems: nothing can clear
+    assert row["test_correct"] is False
+    for probe in contamination.PROBES:
+        assert row[f"{probe}_outcome"] in ("flag", "cannot tell") and 0 <= row[f"{probe}_seen"] <= 1
+    assert len(row["examples"]) == 5 and row["problem_chars"] > row["rest_chars"] > 0
+    with pytest.raises(ValueError, match="unknown toy model 'micro-chain_sum-nope'"):
+        contamination.check_world("micro", ["chain_sum"], ["strong", "nope"])
