@@ -46,12 +46,26 @@ class Sample:
 
 
 class TransformersSampler:
-    """Batched sampling with transformers `generate` (KV cache on), deterministic for a given seed and batch size."""
+    """Batched sampling on the transformers model, deterministic for a given seed and batch size.
+
+    `decoder="auto"` samples plain Llama models (the toy world) with `mtalign.decode.sample`, a loop without
+    `generate`'s per-token overhead that draws the same tokens from the same random stream (its module docstring),
+    and every other model with `generate`; `"generate"` forces transformers' `generate` (benchmarks compare the two).
+    """
 
     backend = "transformers"
+    DECODERS = ("auto", "generate", "mtalign")
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, decoder: str = "auto"):
+        from mtalign import decode
+
+        if decoder not in self.DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; valid decoders: {', '.join(self.DECODERS)}")
+        reason = decode.unsupported(model)
+        if decoder == "mtalign" and reason is not None:
+            raise ValueError(f"decoder 'mtalign' cannot sample this model: {reason}; use decoder 'generate'")
         self.model, self.tokenizer = model, tokenizer
+        self.decoder = "mtalign" if decoder == "mtalign" or (decoder == "auto" and reason is None) else "generate"
         tokenizer.padding_side = "left"
         self.eos_ids = stop_token_ids(tokenizer)
 
@@ -70,23 +84,37 @@ class TransformersSampler:
         for start in batches:
             chunk = flat[start:start + params.batch_size]
             enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            greedy = params.temperature == 0
-            with torch.no_grad():
-                gen = self.model.generate(
-                    **enc, do_sample=not greedy, temperature=None if greedy else params.temperature,
-                    top_p=None if greedy else params.top_p, top_k=None, max_new_tokens=params.max_new_tokens,
-                    eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
-                    return_dict_in_generate=True, output_logits=True,
-                )
-            new = gen.sequences[:, enc.input_ids.shape[1]:]
-            logits = torch.stack(gen.logits, dim=1).float()
-            logprobs = torch.log_softmax(logits / max(params.temperature, 1e-6), dim=-1)
-            chosen = logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)
+            new, chosen = self._sample(enc, params)
             for row, lp in zip(new.tolist(), chosen.tolist()):
                 length = _length(row, self.eos_ids, self.tokenizer.pad_token_id)
                 ids = row[:length]
                 out.append(Sample(self.tokenizer.decode(ids, skip_special_tokens=True), ids, lp[:length]))
         return [out[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+
+    def _sample(self, enc, params: SamplingParams):
+        """New tokens [batch, steps] (padding after a stop) and each token's log-prob at the sampling temperature."""
+        import torch
+
+        greedy = params.temperature == 0
+        if self.decoder == "mtalign":
+            from mtalign import decode
+
+            result = decode.sample(
+                self.model, enc.input_ids, enc.attention_mask, max_new_tokens=params.max_new_tokens,
+                stop_ids=self.eos_ids, pad_id=self.tokenizer.pad_token_id, temperature=params.temperature,
+                top_p=params.top_p, do_sample=not greedy, logprobs=True)
+            return result.tokens, result.logprobs
+        with torch.no_grad():
+            gen = self.model.generate(
+                **enc, do_sample=not greedy, temperature=None if greedy else params.temperature,
+                top_p=None if greedy else params.top_p, top_k=None, max_new_tokens=params.max_new_tokens,
+                eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
+                return_dict_in_generate=True, output_logits=True,
+            )
+        new = gen.sequences[:, enc.input_ids.shape[1]:]
+        logits = torch.stack(gen.logits, dim=1).float()
+        logprobs = torch.log_softmax(logits / max(params.temperature, 1e-6), dim=-1)
+        return new, logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)
 
 
 class VLLMSampler:

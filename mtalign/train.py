@@ -695,14 +695,15 @@ def _eval_seed(run_seed: int, step: int) -> int:
 # sampling is seeded and deterministic on a given device, and skipping it cannot move training because `heldout`
 # restores the random state it used.
 def eval_code_version() -> str:
-    """Digest of the code an evaluation runs: the sampler, model loading and prompt rendering, the tasks with their
-    verifiers, and `heldout` itself. Any edit there invalidates cached evaluations."""
+    """Digest of the code an evaluation runs: the sampler and its decode loop, model loading and prompt rendering,
+    the tasks with their verifiers, and `heldout` itself. Any edit there invalidates cached evaluations."""
     import hashlib
     import inspect
 
     package = Path(__file__).resolve().parent
     digest = hashlib.sha1()
-    for path in [package / "sampling.py", package / "models.py", *sorted((package / "tasks").glob("*.py"))]:
+    for path in [package / "sampling.py", package / "decode.py", package / "models.py",
+                 *sorted((package / "tasks").glob("*.py"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(inspect.getsource(heldout).encode())
     return digest.hexdigest()[:16]

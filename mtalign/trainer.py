@@ -271,6 +271,55 @@ class StudyGRPOTrainer(GRPOTrainer):
             return batches[0].generated
         return self._assemble(batches, selection, len(rows))
 
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        """TRL's plain-transformers generation, with `mtalign.decode.sample` in place of `model.generate` when it
+        can stand in exactly: same tokens from the same random stream, same stop and truncation (decode's docstring).
+        Anything it does not cover (vLLM, continuous batching, images, models other than Llama, logits processors
+        beyond temperature/top-k/top-p) goes to TRL unchanged."""
+        if not self._fast_decode_ok(images, multimodal_fields):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        from trl.models import unwrap_model_for_generation
+        from trl.trainer.utils import pad
+
+        from mtalign import decode
+
+        prompts = [torch.tensor(ids) for ids in prompt_ids]
+        padded = pad(prompts, padding_value=self._tokenizer.pad_token_id, padding_side="left",
+                     pad_to_multiple_of=self.pad_to_multiple_of)
+        mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left",
+                   pad_to_multiple_of=self.pad_to_multiple_of)
+        config = self.generation_config
+        with unwrap_model_for_generation(self.model_wrapped, self.accelerator,
+                                         gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                                         generation_kwargs=self.generation_kwargs,
+                                         gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs) \
+                as model, torch.no_grad(), self._dist.summon_full_params(self.model_wrapped, recurse=False):
+            completion = decode.sample(model, padded, mask, max_new_tokens=config.max_new_tokens,
+                                       stop_ids=self.eos_token_ids, pad_id=self._tokenizer.pad_token_id,
+                                       temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
+                                       do_sample=config.do_sample).tokens.cpu()
+        # TRL's masking: everything up to and including the first stop token
+        is_eos = torch.isin(completion, torch.tensor(self.eos_token_ids))
+        eos_idx = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), completion.size(1))
+        keep = torch.arange(completion.size(1))[None, :] <= eos_idx[:, None]
+        return [c[m].tolist() for c, m in zip(completion, keep)], None
+
+    fast_decode = True  # False: TRL's own generate everywhere (benchmarks compare the two)
+
+    def _fast_decode_ok(self, images, multimodal_fields) -> bool:
+        from mtalign import decode
+
+        if not self.fast_decode or self.use_vllm or self.use_transformers_continuous_batching:
+            return False
+        if images is not None or multimodal_fields or self.tools or self.args.generation_kwargs:
+            return False
+        c = self.generation_config
+        neutral = (c.repetition_penalty in (None, 1.0) and c.min_p is None and c.top_h is None
+                   and c.typical_p in (None, 1.0) and c.cache_implementation is None and not c.suppress_tokens
+                   and c.num_beams in (None, 1) and c.max_new_tokens is not None)
+        return neutral and decode.unsupported(self.accelerator.unwrap_model(self.model)) is None
+
     # -- scoring -------------------------------------------------------------------------------------------------
     def _score(self, rows: list[dict[str, Any]], generated: tuple, draw: int) -> ScoredBatch:
         """Rewards of one batch, computed on the batch gathered from every rank (identical on every rank)."""
