@@ -18,15 +18,16 @@ from mtalign.verdicts import BASELINE
 # per-step metrics the notebooks draw (mtalign/train.py writes them to metrics.jsonl)
 CURVES = {"gt_accuracy": "ground-truth accuracy of rollouts", "reward_mean": "training reward",
           "entropy": "policy token entropy", "zero_variance_frac": "zero-variance groups"}
-ONE_SHOT = ("one_shot", "one_shot_random", "few_shot")
 
 
 def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path | None = None,
               task: str | None = None, log=print, **train_kwargs: Any) -> list[dict[str, Any]]:
     """Summaries of the baseline and each variant for (model, seed), training whatever is not finished yet.
 
-    One-shot variants read the baseline's per-example accuracy log (1-shot RLVR's historical variance), so the
-    baseline always runs first. `train_kwargs` (preset, steps, eval_tasks, task_kwargs, ...) are the same for every variant.
+    One-shot variants selected by historical variance (1-shot RLVR) read the per-example accuracy log of the ranking
+    step (`runs.ensure_ranking_run`: the baseline itself where the preset's run already makes the ranking epochs, a
+    short ground-truth run on the ranking subset otherwise). `train_kwargs` (preset, steps, eval_tasks, task_kwargs,
+    ...) are the same for every variant.
     """
     from mtalign import alignment, train
 
@@ -36,9 +37,16 @@ def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path |
         raise ValueError(f"unknown variant(s) {unknown}; valid variants: {', '.join(train.list_variants())}")
     runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
     summaries = [runs.ensure_run(runs_dir, model, task, BASELINE, seed, log=log, **train_kwargs)]
-    baseline_dir = Path(summaries[0]["dir"])
+    ranking_log = None
+    defined = train.load_variants(train_kwargs.get("variants_file") or train.VARIANTS_FILE)
     for variant in (v for v in variants if v != BASELINE):
-        extra = {"accuracy_log": baseline_dir / "example_accuracy.jsonl"} if variant in ONE_SHOT else {}
+        extra = {}
+        data = defined[variant].data
+        if data["kind"] != "full" and data.get("selection", "variance") == "variance":
+            if ranking_log is None:
+                ranking = runs.ensure_ranking_run(runs_dir, model, task, seed, log=log, **train_kwargs)
+                ranking_log = Path(ranking["dir"]) / "example_accuracy.jsonl"
+            extra = {"accuracy_log": ranking_log}
         summaries.append(runs.ensure_run(runs_dir, model, task, variant, seed, log=log, **train_kwargs, **extra))
     return summaries
 

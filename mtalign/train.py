@@ -44,6 +44,7 @@ loading anything; `build(run)` returns the trainer before its first step.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -101,6 +102,13 @@ class Settings:
     eval_samples: int  # samples per problem in periodic evaluations (accuracy = mean over them)
     passk_samples: int  # samples per problem before and after training (pass@k curves; accuracy)
     wrong_label_samples: int  # base-model samples per problem for incorrect/source's wrong label (Spurious: 64)
+    # one_shot's ranking step (1-shot RLVR): a short ground-truth run on the first `ranking_problems` of the training
+    # split for `ranking_epochs` complete epochs; its per-example accuracy history ranks the examples (see `ranking`)
+    ranking_problems: int
+    ranking_epochs: int
+    # TRL 1.16 reweights vLLM rollouts by the training/sampler probability ratio (on by default in TRL); the paper's
+    # verl DAPO runs had no such correction, so the study turns it off (STUDY.md §4 lists none). Only acts with vLLM.
+    vllm_importance_sampling_correction: bool
     # -- infrastructure: never scientific, defaults fit a CPU ------------------------------------------------------
     micro_batch: int | None = None  # completions per forward/backward per device; None: a whole mini-batch
     bf16: bool = False  # only used on GPU
@@ -130,7 +138,8 @@ class Settings:
     def check(self, where: str) -> None:
         """Batch arithmetic and ranges; a batch that does not divide into groups fails here, before any model."""
         positive = ("prompts_per_step", "group_size", "updates_per_step", "steps", "eval_every", "eval_samples",
-                    "passk_samples", "wrong_label_samples", "max_generation_batches", "sampling_batch_size")
+                    "passk_samples", "wrong_label_samples", "max_generation_batches", "sampling_batch_size",
+                    "ranking_problems", "ranking_epochs")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -157,6 +166,18 @@ class Settings:
             raise ValueError(f"{where}: unknown vllm_mode {self.vllm_mode!r}; valid: colocate, server")
         if not 0 < self.top_p <= 1 or self.temperature <= 0:
             raise ValueError(f"{where}: need temperature > 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}")
+        if self.ranking_problems < self.prompts_per_step:
+            raise ValueError(f"{where}: ranking_problems ({self.ranking_problems}) must be at least prompts_per_step "
+                             f"({self.prompts_per_step}): the ranking run needs whole epochs of whole batches")
+        if self.train_problems is not None and self.ranking_problems > self.train_problems:
+            raise ValueError(f"{where}: ranking_problems ({self.ranking_problems}) must be at most train_problems "
+                             f"({self.train_problems}): the ranked examples are drawn from the training pool")
+        if self.ranking_epochs < 2:
+            raise ValueError(f"{where}: ranking_epochs must be at least 2 (a variance needs two epochs), got "
+                             f"{self.ranking_epochs}")
+        if not isinstance(self.vllm_importance_sampling_correction, bool):
+            raise ValueError(f"{where}: vllm_importance_sampling_correction must be true or false, got "
+                             f"{self.vllm_importance_sampling_correction!r}")
         if self.passk_samples < self.eval_samples:
             raise ValueError(f"{where}: passk_samples ({self.passk_samples}) must be at least eval_samples "
                              f"({self.eval_samples})")
@@ -193,11 +214,20 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def load_preset(name: str) -> dict[str, Any]:
+def load_preset(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A preset's settings. `inherits: OTHER` takes every setting of preset OTHER that the file does not set, so a
+    preset that differs from another in size only (rehearsal from paper) is a delta and follows its changes."""
     path = PRESETS_DIR / f"{name}.yaml"
     if not path.exists():
         raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(list_presets())}")
-    return _read_yaml(path)
+    values = dict(_read_yaml(path) or {})
+    parent = values.pop("inherits", None)
+    if parent is None:
+        return values
+    if parent in (*_chain, name):
+        raise ValueError(f"preset {name!r} inherits from {parent!r}, which inherits from it: "
+                         f"{' -> '.join((*_chain, name, parent))}")
+    return {**load_preset(parent, (*_chain, name)), **values}
 
 
 # -- variants: reward, advantage and data, nothing else ------------------------------------------------------------
@@ -311,7 +341,10 @@ def list_variants(path: Path | str = VARIANTS_FILE) -> list[str]:
 # -- a run's resolved parameters -----------------------------------------------------------------------------------
 RUN_KEYS = ("model", "task", "eval_task", "eval_tasks", "task_kwargs", "variant", "seed", "preset", "steps", "out",
             "semantics", "accuracy_log", "save_model", "overwrite", "settings", "variants_file", "strict_paper_regex",
-            "initial_eval_cache")
+            "initial_eval_cache", "role")
+# What a run is for: `study` (judged by the report) or `ranking` (one_shot's ranking step, see `ranking_overrides`;
+# never judged, since its settings differ from the study's by design)
+ROLES = ("study", "ranking")
 
 
 @dataclass
@@ -334,6 +367,7 @@ class Run:
     strict_paper_regex: bool = False  # training rewards use the released code's format regex (no DOTALL)
     task_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)  # task name -> its constructor arguments
     initial_eval_cache: Path | None = None  # folder of cached step-0 evaluations (None: always compute)
+    role: str = "study"  # one of ROLES
 
     @property
     def eval_task(self) -> str:
@@ -346,7 +380,7 @@ class Run:
                 "variant": dataclasses.asdict(self.variant), "seed": self.seed, "preset": self.preset,
                 "settings": dataclasses.asdict(self.settings), "overrides": self.overrides, "out": str(self.out),
                 "accuracy_log": str(self.accuracy_log) if self.accuracy_log else None, "save_model": self.save_model,
-                "strict_paper_regex": self.strict_paper_regex,
+                "strict_paper_regex": self.strict_paper_regex, "role": self.role,
                 "initial_eval_cache": str(self.initial_eval_cache) if self.initial_eval_cache else None}
 
 
@@ -370,6 +404,8 @@ def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any)
         path = Path(params)
         if not path.exists():
             raise FileNotFoundError(f"run parameters file {path} does not exist")
+        if path.is_dir():
+            raise ValueError(f"--params {path} is a folder; it takes a run YAML file (keys: {', '.join(RUN_KEYS)})")
         base = _read_yaml(path) or {}
         where = str(path)
     elif params:
@@ -423,16 +459,103 @@ def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any)
 
     settings.batch_shape(_num_processes())  # a batch that does not split over the processes fails here
 
-    seed = int(merged.get("seed") or 0)
+    seed = _check_seed(merged.get("seed"))
     name = run_name(model_name, task, variant.name, seed)
-    out = Path(merged.get("out") or paths.outputs() / "runs" / name)
+    out = _check_out(merged.get("out"), model_name, task, variant.name, seed, preset, merged.get("steps"))
     accuracy_log = _check_accuracy_log(variant, merged.get("accuracy_log"))
     cache = merged.get("initial_eval_cache")
+    role = merged.get("role") or "study"
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
     return Run(name=name, model=model_name, task=task, eval_tasks=eval_tasks, variant=variant,
                seed=seed, preset=preset, settings=settings, overrides=extra, out=out, accuracy_log=accuracy_log,
                save_model=bool(merged.get("save_model", False)), overwrite=bool(merged.get("overwrite", False)),
                strict_paper_regex=bool(merged.get("strict_paper_regex", False)), task_kwargs=task_kwargs,
-               initial_eval_cache=Path(cache) if cache else None)
+               initial_eval_cache=Path(cache) if cache else None, role=role)
+
+
+# -- a run's identity: what its numbers depend on -------------------------------------------------------------------
+def model_build(model: str) -> dict[str, Any]:
+    """What names a model's weights before it is loaded (as `model_identity` names them once loaded from files): a toy
+    model's content key (its cached folder name, known without building it), a local file or folder's sizes and
+    modification times, an installed SmolLM2's GGUF file, else the hub name as given (its revision is known only
+    once loaded)."""
+    from mtalign import models, toyworld
+
+    if models.is_toy(model):
+        return {"toy_model": toyworld.model_dir(toyworld.spec(model)).name}
+    path = Path(model)
+    if model == models.SMOLLM:
+        try:
+            path = models.smollm_gguf()
+        except (ModuleNotFoundError, FileNotFoundError):
+            return {"smollm": "not installed"}
+    if path.is_file():
+        stat = path.stat()
+        return {"file": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if path.is_dir():
+        return {"folder": str(path.resolve()),
+                "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(path.iterdir()) if f.is_file()]}
+    return {"hub": model}
+
+
+def run_identity(run: Run, build: dict[str, Any]) -> dict[str, Any]:
+    """Every resolved parameter a run's numbers depend on, as plain JSON: the model and its build, the tasks with
+    their arguments, the evaluation tasks, the preset's full settings (overrides applied), the variant's definition
+    (semantics included), the strict regex, the seed, the role, and for a variance-selected one_shot the content
+    digest of the accuracy log it ranks by. Not where files go, nor the cache of step-0 evaluations."""
+    import hashlib
+    import json
+
+    log = None
+    if run.accuracy_log is not None and run.variant.data.get("selection", "variance") == "variance" \
+            and run.variant.data["kind"] != "full":
+        log = hashlib.sha1(Path(run.accuracy_log).read_bytes()).hexdigest()
+    identity = {"model": run.model, "model_build": build, "task": run.task, "task_kwargs": run.task_kwargs,
+                "eval_tasks": list(run.eval_tasks), "preset": run.preset, "settings": dataclasses.asdict(run.settings),
+                "strict_paper_regex": run.strict_paper_regex, "role": run.role,
+                "variant": dataclasses.asdict(run.variant), "seed": run.seed, "ranking_log": log}
+    return json.loads(json.dumps(identity, default=str))  # as it reads back from params.json
+
+
+# Seeds of one condition pool only when everything but these agrees; a variant is compared only with the ground
+# truth of the same settings (everything but these and the variant).
+PER_SEED = ("seed", "ranking_log")
+
+
+def identity_hashes(identity: dict[str, Any]) -> dict[str, str]:
+    """`identity_hash` (a run is reused only on an exact match), `settings_hash` (everything a cell's variants and
+    seeds share: model and build, tasks, settings, regex, role) and `variant_hash` (the variant's definition)."""
+    shared = {k: v for k, v in identity.items() if k not in PER_SEED and k != "variant"}
+    return {"identity_hash": _digest(identity), "settings_hash": _digest(shared),
+            "variant_hash": _digest(identity["variant"])}
+
+
+def identity_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The parameters in which two identities differ, as `name: a -> b` (settings and variant fields one by one)."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict) and key in ("settings", "variant"):
+            out += [f"{key}.{k}: {x.get(k)!r} -> {y.get(k)!r}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+        elif x != y:
+            out.append(f"{key}: {x!r} -> {y!r}")
+    return out
+
+
+def planned_identity(**kwargs: Any) -> dict[str, Any]:
+    """The identity (and its hashes) the run `train(**kwargs)` would have, without loading anything."""
+    resolvable = {k: v for k, v in kwargs.items() if k in RUN_KEYS or k == "params"}
+    run = resolve(resolvable.pop("params", None), **resolvable)
+    identity = run_identity(run, model_build(run.model))
+    return {"identity": identity, **identity_hashes(identity)}
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _eval_task_names(source: dict[str, Any], where: str) -> list[str] | None:
@@ -525,8 +648,9 @@ def _check_accuracy_log(variant: Variant, given: Any) -> Path | None:
     if not given:
         raise ValueError(
             f"variant {variant.name!r} picks its examples by historical variance (1-shot RLVR), so it needs an "
-            "accuracy log: pass accuracy_log (--accuracy-log) = the example_accuracy.jsonl or the folder of a "
-            f"full-data run on the same task and preset; or use a random selection ({', '.join(SELECTIONS)})")
+            "accuracy log: pass accuracy_log (--accuracy-log) = the example_accuracy.jsonl or the folder of the "
+            "ranking run on the same task and preset (a ground-truth run with `ranking_overrides`; mtalign.runs."
+            f"ensure_ranking_run trains it); or use a random selection ({', '.join(SELECTIONS)})")
     path = Path(given)
     path = path / "example_accuracy.jsonl" if path.is_dir() else path
     if not path.exists():
@@ -534,9 +658,32 @@ def _check_accuracy_log(variant: Variant, given: Any) -> Path | None:
     return path
 
 
+def _check_seed(value: Any) -> int:
+    """torch, numpy and TRL take seeds in [0, 2**32): a bad one fails here, naming the flag, not after the model."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 32:
+        raise ValueError(f"seed (--seed) must be an integer from 0 to {2 ** 32 - 1}, got {value!r}")
+    return value
+
+
+def _check_out(given: Any, model: str, task: str, variant: str, seed: int, preset: str, steps: Any) -> Path:
+    """The run folder: `--out`, else the run store's layout (`runs.run_dir`), which `mtalign study` uses too."""
+    from mtalign import runs
+
+    if not given:
+        return runs.run_dir(runs.default_runs_dir(), model, task, variant, seed, preset, steps)
+    out = Path(given)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out (--out) {out} is a file; it names the run folder to write")
+    return out
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err})") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
 
@@ -560,6 +707,26 @@ def heldout_problems(task, settings: Settings) -> list:
     return task.problems(task.eval_split, n=settings.eval_problems, seed=0)
 
 
+def ranking_pool(task, settings: Settings) -> list:
+    """The examples one_shot/few_shot choose from: the first `ranking_problems` of the training split (fixed data seed
+    0), the very pool the ranking run trains on (1-shot RLVR ranked DeepScaleR's 1,209-problem subset DSR-sub)."""
+    if task.train_split is None:
+        raise ValueError(f"task {task.name!r} has no training split; it cannot be trained on")
+    return task.problems(task.train_split, n=settings.ranking_problems, seed=0)
+
+
+def ranking_overrides(settings: Settings) -> dict[str, int]:
+    """One_shot's ranking step, its own run: ground-truth RL on `ranking_pool` for `ranking_epochs` complete epochs
+    (an epoch is ranking_problems // prompts_per_step steps: TRL's sampler drops a partial last batch), with every
+    other setting of the preset. Its `example_accuracy.jsonl` is the history `historical_variance` scores. A preset
+    whose own run already is that run (toy: 96 problems, 5 epochs in 30 steps) needs no separate one; on the paper
+    preset the 300-step full-data run sees under one epoch of DeepScaleR, so ranking must be a run of its own.
+    Returns the settings overrides of the ranking run (empty when they change nothing)."""
+    per_epoch = settings.ranking_problems // settings.prompts_per_step
+    wanted = {"train_problems": settings.ranking_problems, "steps": settings.ranking_epochs * per_epoch}
+    return {} if all(getattr(settings, k) == v for k, v in wanted.items()) else wanted
+
+
 def historical_variance(log_path: Path) -> dict[str, float]:
     """1-shot RLVR's historical variance score: per example, the variance of its training accuracy across epochs.
 
@@ -573,9 +740,9 @@ def historical_variance(log_path: Path) -> dict[str, float]:
 
     scores = {pid: float(np.var(acc)) for pid, acc in per_example.items() if len(acc) >= 2}
     if not scores:
-        raise ValueError(f"accuracy log {log_path} has no example with two complete epochs: train the full-data run "
-                         "for at least two passes over the training set "
-                         "(steps x prompts_per_step >= 2 x train_problems)")
+        raise ValueError(f"accuracy log {log_path} has no example with two complete epochs: rank with the ranking "
+                         "run (`ranking_overrides`; mtalign.runs.ensure_ranking_run), which makes ranking_epochs "
+                         "complete passes over ranking_problems problems")
     return scores
 
 
@@ -805,7 +972,8 @@ def train(model: Any = None, task: str | None = None, variant: str | None = None
           params: dict[str, Any] | str | Path | None = None, variants_file: str | Path | None = None,
           strict_paper_regex: bool | None = None, eval_tasks: list[str] | None = None,
           task_kwargs: dict[str, dict[str, Any]] | None = None, initial_eval_cache: str | Path | None = None,
-          callbacks: list | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+          callbacks: list | None = None, role: str | None = None,
+          log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train one run and return its summary (also written to `<out>/summary.json`).
 
     `model` is a short name, a path or Hugging Face name, or an already loaded `models.LoadedModel` (it is trained
@@ -816,16 +984,42 @@ def train(model: Any = None, task: str | None = None, variant: str | None = None
     (`eval_task` is the one-task shorthand; not both); `task_kwargs` maps a task name to its constructor arguments
     (e.g. {"math500": {"data_path": ...}}); `initial_eval_cache` is a folder where the step-0 evaluation is reused
     from and saved to (see the module docstring). Extra `callbacks` (transformers TrainerCallbacks) are added
-    to the trainer.
+    to the trainer. `role` is `study` (default) or `ranking` (one_shot's ranking step; see `ranking_overrides`).
+    params.json and summary.json record the run's identity (`run_identity`) and its hashes.
     """
     loaded_given = model if hasattr(model, "tokenizer") else None
     run = resolve(params, model=model, task=task, variant=variant, seed=seed, preset=preset, steps=steps, out=out,
                   semantics=semantics, accuracy_log=accuracy_log, eval_task=eval_task, eval_tasks=eval_tasks,
                   task_kwargs=task_kwargs, save_model=save_model, overwrite=overwrite, settings=settings,
                   variants_file=variants_file, strict_paper_regex=strict_paper_regex,
-                  initial_eval_cache=initial_eval_cache)
+                  initial_eval_cache=initial_eval_cache, role=role)
+    # a model handed in may have been changed in memory: it is named by its weights, as the step-0 cache does
+    build_id = model_identity(loaded_given, loaded_from_files=False) if loaded_given is not None \
+        else model_build(run.model)
+    identity = run_identity(run, build_id)
+    identity = {"identity": identity, **identity_hashes(identity)}
+    if loaded_given is None:  # a model that cannot be fetched, run or fit fails here, in one line
+        from mtalign import models
+
+        s = run.settings
+        models.preflight(run.model, training=True, use_vllm=s.use_vllm, bf16=s.bf16,
+                         vllm_memory_fraction=s.vllm_gpu_memory_utilization if s.vllm_mode == "colocate" else 0.0,
+                         vllm_fix="run with settings {use_vllm: false}", what=f"training at preset {run.preset!r}")
     if not _is_main():
         log = lambda _: None  # noqa: E731  (one process speaks for a multi-process run)
+    from mtalign import runs, signals
+
+    # One writer per run folder: a second `mtalign train` on it stops here, naming it, instead of deleting this run's
+    # files. SIGTERM (kill, timeout, SLURM) stops the run as Ctrl-C does, so run.json says interrupted.
+    with (runs.run_lock(run.out, wait=False) if _is_main() else contextlib.nullcontext()), \
+            signals.sigterm_as_interrupt():
+        return _train(run, loaded_given, callbacks, identity, log)
+
+
+def _train(run: Run, loaded_given, callbacks: list | None, identity: dict[str, Any], log) -> dict[str, Any]:
+    """`train` once its run is resolved and its folder locked: prepare the folder, train, write the files."""
+    from mtalign import signals
+
     _prepare_out(run, log)
     started = time.time()
     run_info = {"run": run.name, "status": "running", "started": runinfo.now(), **runinfo.environment()}
@@ -835,16 +1029,17 @@ def train(model: Any = None, task: str | None = None, variant: str | None = None
     try:
         trainer, loaded, tasks = build(run, loaded_given, callbacks or [], started, log)
         if trainer.accelerator.is_main_process:
-            runinfo.write_json(run.out / "params.json", {**run.record(), "trl": _trl_record(trainer.args)})
+            runinfo.write_json(run.out / "params.json", {**run.record(), "trl": _trl_record(trainer.args), **identity})
         log(f"training {run.name}: {run.variant.describe()}; {run.settings.steps} steps of "
             f"{run.settings.prompts_per_step} prompts x {run.settings.group_size} ({run.preset} preset)")
         train_started = time.time()
         trainer.train()
         train_seconds = time.time() - train_started
         trainer.flush_example_accuracy()  # the last epoch, marked complete only if it ran to its end
-        summary = _finish(run, trainer, loaded, tasks, train_seconds, started, log)
+        summary = {**_finish(run, trainer, loaded, tasks, train_seconds, started, log), "role": run.role, **identity}
     except KeyboardInterrupt:
-        _mark(run, run_info, trainer, "interrupted", None)
+        with signals.deferred():  # a second Ctrl-C must not cut this write short, leaving "running"
+            _mark(run, run_info, trainer, "interrupted", None)
         raise
     except BaseException as err:
         _mark(run, run_info, trainer, "failed", f"{type(err).__name__}: {err}")
@@ -861,7 +1056,9 @@ def _is_main() -> bool:
 
 
 def _prepare_out(run: Run, log) -> None:
-    if (run.out / "summary.json").exists() and not run.overwrite:
+    from mtalign import runs
+
+    if runs.is_finished(run.out) and not run.overwrite:  # a damaged summary.json is not a finished run
         raise ValueError(f"{run.out} already holds a finished run (summary.json); pass overwrite (--overwrite) or "
                          "another out folder")
     run.out.mkdir(parents=True, exist_ok=True)
@@ -906,8 +1103,10 @@ def build(run: Run, loaded=None, callbacks: list | None = None, started: float |
     task = task_for(run.model, run.task, run.task_kwargs.get(run.task))
     eval_tasks = {name: task if name == run.task else task_for(run.model, name, run.task_kwargs.get(name))
                   for name in run.eval_tasks}
-    pool = training_pool(task, s)
-    examples = pool if variant.data["kind"] == "full" else select_examples(pool, variant, run.accuracy_log, run.seed)
+    if variant.data["kind"] == "full":
+        examples = training_pool(task, s)
+    else:  # chosen from the ranking run's pool, whether by its history or at random (the control)
+        examples = select_examples(ranking_pool(task, s), variant, run.accuracy_log, run.seed)
     eval_problems = {name: heldout_problems(t, s) for name, t in eval_tasks.items()}
 
     cuda = torch.cuda.is_available()
@@ -1009,7 +1208,8 @@ def grpo_config(run: Run, task, cuda: bool):
         loss_type=s.loss_type, beta=s.kl_coef, epsilon=s.clip_low, epsilon_high=s.clip_high, delta=s.dual_clip,
         scale_rewards=s.scale_rewards, num_iterations=1, mask_truncated_completions=False,
         entropy_coef=-run.variant.entropy_loss_coef if run.variant.entropy_loss else s.entropy_coef,
-        remove_unused_columns=False, log_completions=False, dataloader_num_workers=0, **vllm,
+        remove_unused_columns=False, log_completions=False, dataloader_num_workers=0,
+        vllm_importance_sampling_correction=s.vllm_importance_sampling_correction, **vllm,
     )
 
 
@@ -1018,7 +1218,8 @@ def _trl_record(args) -> dict[str, Any]:
             "generation_batch_size", "num_generations", "max_steps", "logging_steps", "learning_rate",
             "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "loss_type", "beta", "epsilon",
             "epsilon_high", "delta", "scale_rewards", "num_iterations", "temperature", "top_p", "top_k",
-            "max_completion_length", "entropy_coef", "bf16", "use_vllm", "vllm_mode", "seed")
+            "max_completion_length", "entropy_coef", "bf16", "use_vllm", "vllm_mode", "seed",
+            "vllm_importance_sampling_correction", "vllm_importance_sampling_mode")
     return {k: getattr(args, k, None) for k in keys}
 
 
@@ -1198,7 +1399,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help=f"frozen settings, params/train/<preset>.yaml (default: toy)")
     parser.add_argument("--steps", type=int, help="rollout steps (default: the preset's)")
     parser.add_argument("--seed", type=int, help="run seed (default: 0)")
-    parser.add_argument("--out", help="run folder (default: outputs/runs/<model>__<task>__<variant>__s<seed>)")
+    parser.add_argument("--out", help="run folder (default: outputs/runs/<preset>/<model>__<task>__<variant>__s<seed>, "
+                                      "under <preset>-<N>steps with --steps N, as `mtalign study` stores runs)")
     parser.add_argument("--accuracy-log", help="one_shot/few_shot: example_accuracy.jsonl (or folder) of a full run")
     parser.add_argument("--save-model", action="store_true", default=None, help="save the trained model in <out>/model")
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace a finished run in --out")

@@ -6,7 +6,9 @@ of trl==1.16.0 (pinned exactly in pyproject.toml; each override has a smoke test
 - `_generate`: after TRL generates a batch, score it with `mtalign.rewards` on the *whole* batch gathered from every
   rank (a group can straddle ranks, and majority vote must see all of its votes), then apply DAPO dynamic sampling
   (Yu et al. 2025, STUDY.md §4): drop groups that carry no gradient (for GRPO: all rewards equal), draw up to
-  `max_generation_batches` batches, then fill the batch by repeating kept groups. TRL tokenises the final batch and
+  `max_generation_batches` batches, then fill the batch by repeating kept groups. An extra batch takes the next
+  prompts of its own seeded pass over the training set, without replacement and skipping prompts already drawn this
+  step (see `_draw_rows` for why not the next prompts of TRL's loader itself). TRL tokenises the final batch and
   computes its log-probabilities once, so dropped groups cost generation only.
 - `_calculate_rewards`: hand TRL the rewards computed above (already global, as TRL's own gather would make them).
 - `_generate_and_score_completions`: replace TRL's advantages by `mtalign.advantages` (grpo, psr, nsr, w_reinforce).
@@ -150,6 +152,7 @@ class Row:
     n_tokens: int
     signals: dict[str, list[float]]  # per-token values named as Rollouts fields (token_logprobs, ...)
     votes: list[str] | None = None  # TTRL: this row's extra voters (they vote for the row's group)
+    stopped: bool = True  # ended with a stop token; False: cut at max_completion_length (logged as truncated_frac)
 
 
 @dataclass
@@ -192,7 +195,8 @@ def score_rows(spec: EngineSpec, rows: list[Row], step: int, draw: int) -> Score
         rewards=np.asarray(output.rewards, dtype=np.float64), correct=np.array([x.reward for x in scores]),
         formatted=np.array([x.formatted for x in scores], dtype=float),
         lengths=np.array([r.n_tokens for r in rows], dtype=float), problem_ids=[r.problem_id for r in rows],
-        metrics=dict(output.metrics), zero_variance=advantages_lib.zero_variance_groups(output.rewards, group),
+        metrics={**output.metrics, "truncated_frac": float(np.mean([not r.stopped for r in rows])) if rows else 0.0},
+        zero_variance=advantages_lib.zero_variance_groups(output.rewards, group),
         no_signal=no_signal_groups(spec, np.asarray(output.rewards, dtype=np.float64)),
     )
 
@@ -223,7 +227,8 @@ class StudyGRPOTrainer(GRPOTrainer):
         self.trl_advantages: torch.Tensor | None = None  # TRL's own advantages of the last batch (tests compare)
         self.last_advantages: torch.Tensor | None = None  # the engine's, which replace them
         self.rollout_step = 0  # rollout steps generated so far
-        self._extra_rng = np.random.default_rng([spec.seed, 0xDA90])  # dynamic sampling's extra prompts
+        self._extra_order: list[int] = []  # dynamic sampling's extra prompts: a seeded pass over the training set
+        self._extra_cursor, self._extra_pass = 0, 0
         self._epoch_accuracy: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self._epoch = 0
 
@@ -252,7 +257,7 @@ class StudyGRPOTrainer(GRPOTrainer):
         use_ds = spec.dynamic_sampling and not spec.entropy_loss
         while use_ds and len(batches) < spec.max_generation_batches and \
                 sum(int((~b.no_signal).sum()) for b in batches) < groups_needed:
-            extra = self._draw_rows(len(rows))
+            extra = self._draw_rows(len(rows), {pid for b in batches for pid in b.problem_ids})
             batches.append(self._score(extra, super()._generate([r["prompt"] for r in extra]), draw=len(batches)))
         self._record(batches, time.perf_counter() - draw_started)
         # grader calls refused or stopped at the hard limit while scoring this step's rollouts (mtalign/tasks/graders;
@@ -330,7 +335,7 @@ class StudyGRPOTrainer(GRPOTrainer):
         signals = self._token_signals(prompt_ids, completion_ids) if spec.needs & set(TOKEN_SIGNALS) else {}
         votes = self._extra_votes(prompt_ids) if "extra_votes" in spec.needs else None
         local = [Row(_text(c), row["problem_id"], len(ids), {k: v[i] for k, v in signals.items()},
-                     votes[i] if votes is not None else None)
+                     votes[i] if votes is not None else None, stopped=bool(ids) and ids[-1] in self.eos_token_ids)
                  for i, (c, row, ids) in enumerate(zip(completions, rows, completion_ids))]
         scored = score_rows(spec, gather_rows(local, self._gather), step=self.rollout_step, draw=draw)
         return dataclasses.replace(scored, rows=list(rows), generated=generated)
@@ -381,14 +386,33 @@ class StudyGRPOTrainer(GRPOTrainer):
         return [texts[i * per_row:(i + 1) * per_row] for i in range(len(prompt_ids))]
 
     # -- dynamic sampling ----------------------------------------------------------------------------------------
-    def _draw_rows(self, n_local: int) -> list[dict[str, Any]]:
-        """This rank's share of a fresh generation batch: random training rows, each repeated group_size times.
+    def _draw_rows(self, n_local: int, drawn: set[str]) -> list[dict[str, Any]]:
+        """This rank's share of a fresh generation batch: the next prompts of a seeded pass over the training set
+        (reshuffled each pass, without replacement), skipping prompts already `drawn` this step; each repeated
+        group_size times. Only when the set has too few distinct prompts (one_shot) do prompts repeat.
 
-        Every rank draws the same global batch (same generator state), then keeps its share, as TRL's sampler does.
+        DAPO draws the next batch of its own loader. TRL's loader belongs to transformers' training loop, which fixes
+        the steps of an epoch and prefetches a step's batch before generation; consuming from it inside this hook would
+        shift every later step's data and the epoch accounting, so the extra prompts come from a second, independent
+        pass instead. Like DAPO's they are fresh prompts in a fixed order, and no prompt repeats within a step.
+        Every rank draws the same global batch (same order), then keeps its share, as TRL's sampler does.
         """
         dataset = self.train_dataset
+        ids = dataset["problem_id"]
         n_prompts = n_local * self.accelerator.num_processes // self.spec.group_size
-        picks = self._extra_rng.integers(0, len(dataset), size=n_prompts)
+        picks, seen, scanned = [], set(drawn), 0
+        while len(picks) < n_prompts:
+            if self._extra_cursor >= len(self._extra_order):
+                rng = np.random.default_rng([self.spec.seed, 0xDA90, self._extra_pass])
+                self._extra_order, self._extra_cursor = rng.permutation(len(dataset)).tolist(), 0
+                self._extra_pass += 1
+            i = self._extra_order[self._extra_cursor]
+            self._extra_cursor += 1
+            scanned += 1
+            if ids[i] in seen and scanned <= len(dataset):  # after a whole pass, too few distinct prompts: repeat
+                continue
+            picks.append(i)
+            seen.add(ids[i])
         rows = [dataset[int(i)] for i in picks for _ in range(self.spec.group_size)]
         return local_slice(rows, self.accelerator.process_index, n_local)
 

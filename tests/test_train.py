@@ -540,6 +540,128 @@ def test_the_run_store_shares_the_initial_evaluation_across_variants(tmp_path):
     assert [s["variant"] for s in runs.load_summaries(store)] == ["format_only", "ground_truth"]
 
 
+# -- run identity, and one_shot's ranking step -----------------------------------------------------------------------
+SHORT_OF_EPOCHS = {"train_problems": 12, "ranking_problems": 4, "ranking_epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def paper_shaped_store(tmp_path_factory):
+    """The paper preset's batch arithmetic at micro scale: the full-data run (2 steps of 4 prompts over a 12-problem
+    pool) never completes an epoch, as the paper's 300 steps of 128 never complete one over DeepScaleR's 40,315, so
+    one_shot must rank on its own ranking run (4 problems, 2 epochs)."""
+    from mtalign import claims
+
+    store = tmp_path_factory.mktemp("store")
+    summaries = claims.run_claim(MICRO, 0, ["one_shot"], store, preset="smoke", settings=SHORT_OF_EPOCHS,
+                                 log=lambda _: None)
+    return store, summaries
+
+
+def test_paper_preset_ranks_one_shot_on_a_run_of_its_own():
+    from mtalign import train
+
+    paper = train.Settings.from_dict(train.load_preset("paper"), "paper")
+    assert paper.steps * paper.prompts_per_step < 40_315  # the full-data run: under one epoch of DeepScaleR
+    ranking = train.ranking_overrides(paper)
+    per_epoch = paper.ranking_problems // paper.prompts_per_step
+    assert ranking == {"train_problems": 1209, "steps": paper.ranking_epochs * per_epoch}
+    assert paper.ranking_epochs >= 2 and per_epoch == 9
+    toy = train.Settings.from_dict(train.load_preset("toy"), "toy")
+    assert train.ranking_overrides(toy) == {}  # the toy run itself makes 5 epochs of its 96 problems
+
+
+@pytest.mark.slow
+def test_one_shot_runs_on_the_paper_presets_batch_arithmetic(paper_shaped_store):
+    from mtalign import runinfo, train
+
+    store, summaries = paper_shaped_store
+    baseline, one_shot = summaries
+    assert (baseline["variant"], one_shot["variant"]) == ("ground_truth", "one_shot")
+    with pytest.raises(ValueError, match="two complete epochs"):  # the old way, the full-data run's history, fails
+        train.historical_variance(Path(baseline["dir"]) / "example_accuracy.jsonl")
+    ranking_dir = store / "smoke-ranking" / train.run_name(MICRO, "chain_sum", "ground_truth", 0)
+    ranking = runinfo.read_json(ranking_dir / "summary.json")
+    assert ranking["role"] == "ranking" and ranking["steps"] == 2
+    assert ranking["identity"]["settings"]["train_problems"] == 4
+    params = runinfo.read_json(Path(one_shot["dir"]) / "params.json")
+    assert Path(params["accuracy_log"]) == ranking_dir / "example_accuracy.jsonl"
+    assert params["identity"]["ranking_log"]  # the ranking history is part of the one_shot run's identity
+    scores = train.historical_variance(ranking_dir / "example_accuracy.jsonl")
+    assert len(scores) == 4 and one_shot["steps"] == 2 and one_shot["role"] == "study"
+
+
+@pytest.mark.slow
+def test_a_changed_per_task_argument_or_evaluation_task_never_reuses_a_run(paper_shaped_store, monkeypatch):
+    from mtalign import claims, runs, train
+
+    store, summaries = paper_shaped_store
+    trained = []
+
+    def fake_train(**kwargs):
+        trained.append(kwargs)
+        raise RuntimeError("trained")
+
+    monkeypatch.setattr(train, "train", fake_train)
+    again = claims.run_claim(MICRO, 0, ["one_shot"], store, preset="smoke", settings=SHORT_OF_EPOCHS,
+                             log=lambda _: None)
+    assert not trained and [s["identity_hash"] for s in again] == [s["identity_hash"] for s in summaries]
+    changes = [{"task_kwargs": {"chain_sum": {"min_terms": 2}}}, {"eval_tasks": ["chain_sum", "mini_sudoku"]},
+               {"settings": {**SHORT_OF_EPOCHS, "learning_rate": 2e-4}}, {"strict_paper_regex": True}]
+    logged = []
+    for change in changes:
+        kwargs = {"preset": "smoke", "settings": SHORT_OF_EPOCHS, **change}
+        with pytest.raises(RuntimeError, match="trained"):
+            runs.ensure_run(store, MICRO, None, "ground_truth", 0, log=logged.append, **kwargs)
+    assert len(trained) == len(changes)
+    assert "task_kwargs" in logged[0] and "eval_tasks" in logged[1] and "settings.learning_rate" in logged[2]
+
+
+def test_run_identity_names_what_differs():
+    from mtalign import train
+
+    def planned(**kwargs):
+        return train.planned_identity(**{"model": MICRO, "variant": "nsr", "seed": 0, "preset": "smoke", **kwargs})
+
+    base = planned()
+    assert planned()["identity_hash"] == base["identity_hash"]
+    source = planned(semantics="source")
+    assert source["identity_hash"] != base["identity_hash"] and source["variant_hash"] != base["variant_hash"]
+    assert source["settings_hash"] == base["settings_hash"]  # same settings: the same ground truth to compare with
+    assert train.identity_differences(base["identity"], source["identity"]) == ["variant.semantics: 'paper' -> 'source'"]
+    longer = planned(steps=3)
+    assert longer["settings_hash"] != base["settings_hash"]
+    assert train.identity_differences(base["identity"], longer["identity"]) == ["settings.steps: 2 -> 3"]
+    assert planned(seed=1)["settings_hash"] == base["settings_hash"] != planned(seed=1)["identity_hash"]
+
+
+def test_dynamic_sampling_extra_prompts_are_the_next_of_a_pass_without_repeats_in_a_step():
+    import types
+
+    from datasets import Dataset
+
+    from mtalign.trainer import StudyGRPOTrainer
+
+    def fake(ids, group=2):
+        return types.SimpleNamespace(
+            train_dataset=Dataset.from_list([{"prompt": f"q{i}", "problem_id": i} for i in ids]),
+            spec=types.SimpleNamespace(seed=0, group_size=group),
+            accelerator=types.SimpleNamespace(num_processes=1, process_index=0),
+            _extra_order=[], _extra_cursor=0, _extra_pass=0)
+
+    trainer = fake([f"p{i}" for i in range(6)])
+    first = StudyGRPOTrainer._draw_rows(trainer, 4, {"p0", "p1"})  # 2 prompts x group 2; p0, p1 are in this step
+    prompts = [r["problem_id"] for r in first[::2]]
+    assert [r["problem_id"] for r in first] == [p for p in prompts for _ in range(2)]
+    assert len(set(prompts)) == 2 and not set(prompts) & {"p0", "p1"}
+    # without exclusions, successive draws walk a whole pass before any prompt comes again
+    trainer = fake([f"p{i}" for i in range(6)])
+    drawn = [r["problem_id"] for _ in range(3) for r in StudyGRPOTrainer._draw_rows(trainer, 4, set())[::2]]
+    assert sorted(drawn) == [f"p{i}" for i in range(6)]
+    # one_shot: a single example, replicated; the draw repeats it rather than looping forever
+    one = StudyGRPOTrainer._draw_rows(fake(["a"] * 4), 4, {"a"})
+    assert [r["problem_id"] for r in one] == ["a"] * 4
+
+
 # -- interruption --------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_ctrl_c_leaves_metrics_readable_and_the_run_marked_interrupted(taught, tmp_path):
