@@ -66,6 +66,7 @@ def measure(model: str, task: str | None = None, n: int = 64, ks: list[int] | No
     ks = validate(model, task, n, ks)
     if problems < 1:
         raise ValueError(f"--problems must be at least 1, got {problems}")
+    models.preflight(model, use_vllm=backend == "vllm", vllm_fix="--backend transformers", what=f"sampling {model}")
     task_obj = get_task(task, **{**_toy_difficulty(model, task), **(task_kwargs or {})})
     split = split or task_obj.eval_split
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mtalign import paths
 from mtalign.tasks import graders, synlogic
 from mtalign.tasks.base import INSTRUCTION, Problem, Task, stable_hash
 
@@ -47,17 +48,27 @@ DATA_SUFFIXES = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
-class DatasetUnavailable(RuntimeError):
-    """A dataset that is neither cached locally nor reachable; the message says how to get it."""
+class DatasetUnavailable(FileNotFoundError):
+    """A dataset that is neither cached locally nor reachable; the message says how to get it.
+
+    A FileNotFoundError, so the command line reports it as one line with exit status 2, like other bad input.
+    """
 
 
 # -- loading ------------------------------------------------------------------------------------------------------
 
 def checked_data_path(data_path: str | Path | None) -> Path | None:
-    """`data_path` as a Path that exists (checked when a task is built, before any expensive work)."""
+    """`data_path` as a Path that exists (checked when a task is built, before any expensive work).
+
+    A relative path is read from the current folder, else from the project root.
+    """
     if data_path is None:
         return None
     path = Path(data_path).expanduser()
+    if not path.is_absolute() and not path.exists() and (paths.ROOT / path).exists():
+        # Grid cells run in their own folders, so a grid file names the project's data (its hub fixtures) relative
+        # to the project root.
+        path = paths.ROOT / path
     if not path.exists():
         raise FileNotFoundError(f"data_path {str(path)!r} does not exist; pass a parquet/jsonl/json file or a folder")
     return path
