@@ -122,8 +122,12 @@ def _toy_difficulty(model: str, task: str) -> dict[str, Any]:
 
 def load_study(path: Path | str = CONFIG_FILE) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--study {path} is a folder; it takes a study YAML file (like {CONFIG_FILE})")
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ValueError(f"study file {path} is not UTF-8 text ({err})") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
     shape = "`cells: [{model: NAME, task: NAME (optional for toy models)}, ...]` and optional n, problems, seed"
@@ -161,10 +165,13 @@ def measure_study(config: dict[str, Any], out: Path, workers: int = 2, only_miss
     results, todo = [], []
     for job in jobs:
         done = out / f"{cell_name(job['model'], job['task'])}.json"
-        if only_missing and done.exists():
+        differences = _differences(done, job) if only_missing and done.exists() else ["absent"]
+        if not differences:
             print(f"{done.name}: done, skipped")
             results.append(runinfo.read_json(done))
         else:
+            if done.exists():
+                print(f"{done.name}: measured with other settings ({'; '.join(differences)}); measuring again")
             todo.append(job)
     if todo:
         with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
@@ -176,6 +183,23 @@ def measure_study(config: dict[str, Any], out: Path, workers: int = 2, only_miss
 
     write_figure(passk_figure(results, title="Model-task alignment of the study's cells"), out / "alignment.html")
     return results
+
+
+def _differences(done: Path, job: dict[str, Any]) -> list[str]:
+    """How the finished record `done` differs from what `job` asks for (empty: it can be reused as is); a damaged
+    record differs in everything."""
+    try:
+        record = runinfo.read_json(done)
+    except (OSError, ValueError) as err:
+        return [f"unreadable: {err}"]
+    sampling = record.get("sampling") or {}
+    n = job.get("n", 64)
+    wanted = {"n": n, "problems": job.get("problems", 100), "seed": job.get("seed", 0),
+              "k": passk.validate_ks(job["ks"], n) if job.get("ks") else passk.default_ks(n),
+              "temperature": job.get("temperature", 1.0), "top_p": job.get("top_p", 1.0)}
+    found = {"n": record.get("n"), "problems": len(record.get("problem_ids") or []), "seed": record.get("seed"),
+             "k": record.get("k"), "temperature": sampling.get("temperature"), "top_p": sampling.get("top_p")}
+    return [f"{key} {found[key]!r}, asked {wanted[key]!r}" for key in wanted if found[key] != wanted[key]]
 
 
 def _interleave_by_task(jobs: list[dict]) -> list[dict]:

@@ -12,6 +12,8 @@ import importlib.util
 import os
 import sys
 
+from mtalign import signals
+
 # name -> (module, one-line help). Order is the order of the study: measure, train, run the grid, report.
 COMMANDS = {
     "alignment": ("mtalign.alignment", "measure model-task alignment: the pass@k curve of a model on a task"),
@@ -47,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(command_parser)
     args = command_parser.parse_args(argv[1:])
     try:
-        return int(module.run(args) or 0)
+        with signals.sigterm_as_interrupt():  # `kill`, `timeout`, SLURM: stop as cleanly as Ctrl-C does
+            return int(module.run(args) or 0)
     except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
         # Bad input is reported as one clear line, not a traceback.
         print(f"mtalign {name}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mtalign {name}: interrupted; files written so far are kept", file=sys.stderr)
-        return 130
+        return 128 + (signals.received or 2)  # 130 for SIGINT, 143 for SIGTERM, as the shell reports them

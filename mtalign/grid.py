@@ -48,6 +48,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,7 +56,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from mtalign import paths, runinfo
+from mtalign import paths, runinfo, signals
 
 DEFAULT_GRID = paths.PARAMS / "grids" / "toy.yaml"
 EXECUTORS = ("local", "local-submitit", "slurm")
@@ -72,6 +73,7 @@ RESOURCE_KEYS = ("gpus", "cpus", "mem_gb", "time_min")
 SLURM_DERIVED = ("gpus_per_node", "cpus_per_task", "mem", "time", "job_name", "nodes", "ntasks_per_node")
 NOTEBOOK_FILE = re.compile(r"^\d\d_\w+\.py$")
 MAX_NAME = 150  # file names are capped at 255 bytes; leave room for suffixes
+STOP_GRACE_S = 60  # after Ctrl-C or SIGTERM, how long running cells get to stop cleanly before they are killed
 
 
 # -- grid files ------------------------------------------------------------------------------------
@@ -113,7 +115,9 @@ def load_grid(path: Path | str) -> Grid:
         shipped = sorted(p.name for p in (paths.PARAMS / "grids").glob("*.yaml"))
         raise FileNotFoundError(f"grid file {path} not found; shipped grids in params/grids: {', '.join(shipped)}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"grid file {path} is not UTF-8 text ({err})") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
     return parse_grid(data, str(path))
@@ -494,7 +498,9 @@ def cell_state(cell: Cell) -> tuple[str, dict[str, Any] | None]:
         return ("unfinished" if cell.dir.exists() and any(cell.dir.iterdir()) else "new"), None
     try:
         record = runinfo.read_json(marker)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # truncated or not UTF-8 (a killed write, a damaged disk): the cell reruns
+        return "unfinished", None
+    if not isinstance(record, dict):
         return "unfinished", None
     if record.get("status") == "failed":
         return "failed", record
@@ -552,12 +558,48 @@ def write_manifest(plan_: Plan, entries: dict[str, dict[str, Any]], started: str
     })
 
 
-def load_manifest(out: Path | str) -> dict[str, Any]:
-    """The manifest of a study folder (a clear error when there is none)."""
+def load_manifest(out: Path | str, log=print) -> dict[str, Any]:
+    """The manifest of a study folder (a clear error when there is none); a damaged one is rebuilt from the cell
+    folders (`rebuild_manifest`), with a warning naming it."""
     path = Path(out) / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: no study has run in {out}; run `mtalign study --out {out}`")
-    return runinfo.read_json(path)
+    try:
+        manifest = runinfo.read_json(path)
+        if isinstance(manifest, dict) and isinstance(manifest.get("grid"), dict):
+            return manifest
+        problem = f"{path} is not a study manifest"
+    except ValueError as err:
+        problem = str(err)  # names the file
+    log(f"warning: {problem}; rebuilding it from the cell folders")
+    return rebuild_manifest(Path(out))
+
+
+def rebuild_manifest(out: Path, notebooks_dir: Path | str | None = None) -> dict[str, Any]:
+    """Write `<out>/manifest.json` anew from what the cell folders hold: every cell's params.json names the grid file
+    it ran from, so the grid is read again and each of its cells described from its folder (as a rerun would)."""
+    grid_files, sources = set(), set()
+    for record_file in sorted(out.glob("*/*/params.json")):
+        try:
+            record = runinfo.read_json(record_file)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("grid_file"):
+            grid_files.add(record["grid_file"])
+            sources.add(str(Path(record.get("source") or paths.NOTEBOOKS / "x").parent))
+    readable = sorted(f for f in grid_files if Path(f).is_file())
+    if not readable:
+        raise ValueError(f"{out / 'manifest.json'} is damaged and no cell folder names a grid file that still exists "
+                         f"({', '.join(sorted(grid_files)) or 'none found'}); rerun `mtalign study --out {out} "
+                         "--params GRID` to rebuild it")
+    if len(readable) > 1:
+        raise ValueError(f"{out / 'manifest.json'} is damaged and the cell folders name several grid files "
+                         f"({', '.join(readable)}); rerun `mtalign study --out {out} --params GRID` to rebuild it")
+    notebooks_dir = notebooks_dir or (sources.pop() if len(sources) == 1 else paths.NOTEBOOKS)
+    plan_ = plan(load_grid(readable[0]), out, notebooks_dir)
+    entries = {c.name: disk_entry(c, out, "not run yet") for c in plan_.cells}
+    write_manifest(plan_, entries, runinfo.now())
+    return runinfo.read_json(out / "manifest.json")
 
 
 # -- executing one cell (in a worker process, a submitit job, or inline) -----------------------------
@@ -632,7 +674,7 @@ def execute_cell(job: dict[str, Any]) -> dict[str, Any]:
     final.unlink(missing_ok=True)  # an older attempt's notebook must not pass for this one's
     t0 = time.time()
     try:
-        with _environ(cell_environment(job)):
+        with _environ(cell_environment(job)), _stop_kernel_on_signal() as stopped:
             papermill.execute_notebook(job["input"], str(partial), parameters=job["injected"], kernel_name="python3",
                                        language="python", progress_bar=False, cwd=str(cell_dir))
         record.update(status="finished")
@@ -640,11 +682,47 @@ def execute_cell(job: dict[str, Any]) -> dict[str, Any]:
         record.update(status="failed", error=f"{err.ename}: {err.evalue} (in cell [{err.exec_count}])")
     except Exception as err:  # a dead kernel, a missing module in the kernel: still a cell failure, not the runner's
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
+    if stopped:  # not the cell's fault: it reruns next time (cell_state treats anything but finished/failed so)
+        record.update(status="interrupted", error=f"interrupted by {stopped[0]}")
     if partial.exists():
         os.replace(partial, final)
     record.update(finished=runinfo.now(), duration_s=round(time.time() - t0, 2))
     runinfo.write_json(cell_dir / "params.json", record)  # last: the done marker
     return record
+
+
+@contextlib.contextmanager
+def _stop_kernel_on_signal() -> Iterator[list[str]]:
+    """While a cell runs here, SIGINT and SIGTERM interrupt its kernel instead of this process.
+
+    The kernel runs in its own session (jupyter_client starts it so), so neither Ctrl-C nor a signal sent to this
+    worker reaches it; killed with its worker, it would keep training and write files while the manifest says
+    pending. Here the first signal is passed to the kernel as SIGINT, which ends the cell's code with
+    KeyboardInterrupt (a run in it marks itself `interrupted`), papermill returns, and the cell is recorded as
+    interrupted; later signals are ignored so that this bookkeeping finishes. The list it yields names the signal.
+    """
+    import signal
+
+    stopped: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def stop(signum, frame):
+        if stopped:
+            return
+        stopped.append(signal.Signals(signum).name)
+        kernels = signals.children(os.getpid())
+        if not kernels:  # papermill has not started the kernel yet (or it is gone): nothing to wait for
+            raise KeyboardInterrupt(f"stopped by {stopped[0]}")
+        signals.send(kernels, signal.SIGINT)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _built(plan_: Plan, notebook: str) -> Path:
@@ -739,13 +817,29 @@ class _Pool:
         return self.pool.submit(execute_cell, job)
 
     def close(self, cancel: bool = False) -> None:
-        if cancel:
-            # An interrupt that reached only this process (kill -INT, a scheduler) would otherwise leave the workers
-            # running their cells and make interpreter exit wait for them. ProcessPoolExecutor has no public way to
-            # stop running workers before Python 3.14 (terminate_workers); their kernels exit when they do.
-            for process in list(getattr(self.pool, "_processes", {}).values()):
-                process.terminate()
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if not cancel:
+            self.pool.shutdown(wait=True)
+            return
+        # Stop the running cells and wait for them, so that the manifest written next is true and the study lock is
+        # released last. Each worker passes the signal to its kernel as SIGINT (`_stop_kernel_on_signal`), whose run
+        # marks itself interrupted; the worker then records its cell as interrupted and exits. Ctrl-C already sent
+        # SIGINT to the workers (same process group); the SIGTERM here reaches them when only this process was
+        # signalled (kill, timeout, SLURM). ProcessPoolExecutor has no public way to stop workers before Python 3.14.
+        import signal
+
+        processes = list(getattr(self.pool, "_processes", {}).values())
+        family = {p.pid: signals.descendants(p.pid) for p in processes if p.pid is not None}
+        for process in processes:
+            process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.time() + STOP_GRACE_S
+        for process in processes:
+            process.join(timeout=max(0.0, deadline - time.time()))
+        for process in processes:  # a kernel that ignores SIGINT (stuck in C code): kill it and its worker
+            if process.is_alive() or any(os.path.exists(f"/proc/{pid}") for pid in family.get(process.pid, [])):
+                signals.send(family.get(process.pid, []), signal.SIGKILL)
+                process.kill()
+                process.join(timeout=5)
 
 
 class _Submitit:
@@ -813,7 +907,7 @@ def run_study(plan_: Plan, cells: list[Cell] | None = None, workers: int | None 
                              f"({', '.join(greedy[:3])}{', ...' if len(greedy) > 3 else ''}); run them on a GPU "
                              "machine or with --executor slurm")
     plan_.out.mkdir(parents=True, exist_ok=True)
-    with _study_lock(plan_.out):
+    with _study_lock(plan_.out), signals.sigterm_as_interrupt():  # the lock is released last, after the cells stop
         prepare(plan_)
         started = runinfo.now()
         selected = {c.name for c in cells}
@@ -880,6 +974,9 @@ def _execute(plan_: Plan, todo: list[Cell], entries: dict[str, dict[str, Any]], 
                     backend = _replace_broken(backend, workers, len(waiting))
                 if devices is not None:
                     free = sorted(free + devices, key=str)
+                if record.get("status") == "interrupted":  # its kernel or worker was signalled: stop the study
+                    running[key] = (handle, cell, devices)
+                    raise KeyboardInterrupt(record.get("error") or "a cell was interrupted")
                 done += 1
                 status = record.get("status", "failed")
                 failed += status != "finished"
@@ -947,9 +1044,9 @@ def run_report(out: Path | str, grid: Grid | Path | str | None = None,
     Without `grid`, the grid stored in `<out>/manifest.json` is used, so the report matches the cells that ran.
     """
     out = Path(out).resolve()
-    manifest = runinfo.read_json(out / "manifest.json") if (out / "manifest.json").exists() else None
+    manifest = load_manifest(out, log) if (out / "manifest.json").exists() else None
     if grid is None:
-        manifest = load_manifest(out)  # raises the clear error when there is none
+        manifest = manifest or load_manifest(out, log)  # raises the clear error when there is none
         grid = parse_grid(manifest["grid"], f"{out / 'manifest.json'} (grid of {manifest['grid_file']})")
     elif not isinstance(grid, Grid):
         grid = load_grid(grid)

@@ -94,7 +94,7 @@ def load_study(study_dir: Path | str) -> Study:
     """Read every per-run file of a study folder; a folder with nothing in it gives an empty study."""
     study = Path(study_dir)
     warnings: list[str] = []
-    manifest = runinfo.read_json(study / "manifest.json") if (study / "manifest.json").exists() else None
+    manifest = _load_manifest(study, warnings)
     summaries = _load_summaries(study / "runs", warnings)
     expected = expected_runs(study, manifest) if manifest else []
     unused: list[str] = []
@@ -108,11 +108,25 @@ def load_study(study_dir: Path | str) -> Study:
                  expected, warnings, unused)
 
 
+def _load_manifest(study: Path, warnings: list[str]) -> dict[str, Any] | None:
+    """The study's manifest; a damaged one is rebuilt from its cell folders (grid.load_manifest), with a warning
+    naming it; one that cannot be rebuilt is left out with the reason (the report then shows the runs alone)."""
+    if not (study / "manifest.json").exists():
+        return None
+    from mtalign import grid
+
+    try:
+        return grid.load_manifest(study, log=warnings.append)
+    except (OSError, ValueError) as err:
+        warnings.append(str(err))
+        return None
+
+
 def _load_summaries(runs_dir: Path, warnings: list[str]) -> list[dict[str, Any]]:
     if not runs_dir.is_dir():
         return []
     good = []
-    for s in runs.load_summaries(runs_dir):
+    for s in runs.load_summaries(runs_dir, warn=warnings.append):
         lacking = [k for k in SUMMARY_KEYS if k not in s]
         if lacking:
             warnings.append(f"run {s.get('run', '?')}: summary.json lacks {', '.join(lacking)}; left out")
@@ -220,7 +234,10 @@ def _load_contamination(study: Path, manifest: dict[str, Any] | None) -> list[di
     rows = []
     for folder in _record_dirs(study, manifest, CONTAMINATION_NOTEBOOK):
         for path in sorted(folder.rglob("metrics.json")):
-            data = runinfo.read_json(path)
+            try:
+                data = runinfo.read_json(path)
+            except ValueError:  # damaged: its cell reruns (cell_state), the report goes on without it
+                continue
             rows += [{**row, "source": str(path.relative_to(study))} for row in data.get("cells", [])]
     return rows
 

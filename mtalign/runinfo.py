@@ -58,6 +58,7 @@ def write_json(path: Path | str, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; colleagues sharing the folder must read what we write
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2, default=_jsonable)
             handle.write("\n")
@@ -68,8 +69,29 @@ def write_json(path: Path | str, data: Any) -> Path:
     return path
 
 
+def umask() -> int:
+    """This process's umask, read without changing it (os.umask can only be read by setting it, which races)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)  # no /proc (macOS): set and restore at once
+    os.umask(current)
+    return current
+
+
+class DamagedFile(ValueError):
+    """A file that exists but cannot be read as what it should be (truncated, not UTF-8, not JSON)."""
+
+
 def read_json(path: Path | str) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON in `path`; a damaged file (truncated, not UTF-8) raises DamagedFile naming the path."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DamagedFile(f"{path} is damaged ({type(err).__name__}: {err})") from None
 
 
 def append_jsonl(path: Path | str, record: dict[str, Any]) -> None:
@@ -83,12 +105,13 @@ def append_jsonl(path: Path | str, record: dict[str, Any]) -> None:
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """Every complete line of a JSONL file (a torn last line from a killed run is skipped)."""
+    """Every complete line of a JSONL file: a torn last line from a killed run, or a line with a byte that is not
+    UTF-8, is skipped (each line is decoded on its own, so one bad byte costs one line, not the file)."""
     records = []
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_bytes().splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            records.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             continue
     return records
 

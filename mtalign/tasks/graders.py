@@ -69,6 +69,7 @@ HARD_LIMIT_S = 1.5  # wall time one call may take in the child before it is kill
 START_LIMIT_S = 60.0  # a fresh child imports math-verify and sympy first (about 2 s here); not part of a call's limit
 
 _worker: "_Child | None" = None
+_spare: "_Child | None" = None
 _worker_lock = threading.Lock()
 _ungradable = 0  # calls refused or killed in this process (the training step records its share)
 
@@ -136,16 +137,25 @@ def _serve() -> None:
 
 
 def _limited(name: str, args: tuple, default: Any) -> Any:
-    """Run grader function `name` in the child under the hard limit; `default` (ungradable) when it overruns."""
-    global _worker
+    """Run grader function `name` in the child under the hard limit; `default` (ungradable) when it overruns.
+
+    A spare child waits, already started, to replace a killed one at once: a fresh child needs about 2 s for its
+    imports, which would otherwise push the call after a kill past the bound.
+    """
+    global _worker, _spare
     with _worker_lock:  # one call at a time: the child answers in order
         if _worker is None or _worker.process.poll() is not None:
-            _worker = _Child()
+            if _spare is not None and _spare.process.poll() is None:
+                _worker, _spare = _spare, None
+            else:
+                _worker = _Child()
+        if _spare is None:
+            _spare = _Child()
         ok, result = _worker.call(name, args, HARD_LIMIT_S)
         if ok:
             return result
         _worker.kill()
-        _worker = _Child()  # its imports overlap with the caller's work, so the next call rarely waits for them
+        _worker = None  # the next call takes the spare and starts another
         _count_ungradable()
         return default
 
@@ -179,7 +189,8 @@ def refuse(answer: str) -> str | None:
         return f"brackets nested deeper than {MAX_NESTING}"
     if "^" in answer or "!" in answer or "**" in answer:
         try:
-            _log10_magnitudes(re.sub(r"\s+", "", answer).replace("**", "^"))
+            # spacing and \left( \right) change nothing of the value; without them the tower reads plainly
+            _log10_magnitudes(re.sub(r"\s+|\\left|\\right", "", answer).replace("**", "^"))
         except _TooLarge:
             return f"a number with more than {MAX_DIGITS} digits"
     return None
