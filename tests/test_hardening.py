@@ -90,6 +90,22 @@ def test_hard_limit_kills_the_worker_and_the_next_call_works():
     assert graders.canonical("27.0") == "27"
 
 
+def test_no_grader_child_outlives_its_parent_even_mid_computation():
+    """A training process killed outright (SIGKILL) while its grader child computes: the child dies with it."""
+    code = ("from mtalign.tasks import graders as g; g.canonical('1'); "
+            "print(g._worker.process.pid, g._spare.process.pid, flush=True); g.HARD_LIMIT_S = 60; "
+            "g._limited('canonical', ('9^{9^{9^{9}}}',), None)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    children = [int(pid) for pid in parent.stdout.readline().split()]
+    time.sleep(1)  # the worker is inside sympy now
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)]
+
+
 def test_normal_answers_stay_cheap_and_right():
     """The hard limit costs a pipe round trip per call, not a process per call (measured: ~0.2 ms here)."""
     graders.canonical("1")
@@ -163,6 +179,8 @@ def test_sigterm_stops_mtalign_train_and_marks_the_run_interrupted(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     assert not (out / "summary.json").exists()
+    # every step records its ungradable grader calls (0 here: the toy task grades by string, not math-verify)
+    assert all(m["ungradable"] == 0 for m in runinfo.read_jsonl(out / "metrics.jsonl"))
 
 
 TRAIN_NOTEBOOK = '''# %% tags=["parameters"]

@@ -17,6 +17,7 @@ training step records per step.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import json
@@ -84,6 +85,19 @@ def _count_ungradable() -> None:
     _ungradable += 1
 
 
+# The child first asks Linux to SIGKILL it when its parent dies (PR_SET_PDEATHSIG = 1; elsewhere it ends when its
+# input closes), before its imports, so a parent killed outright leaves nothing computing.
+_CHILD = """
+try:
+    import ctypes, signal
+    ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))
+except Exception:
+    pass
+from mtalign.tasks.graders import _serve
+_serve()
+"""
+
+
 class _Child:
     """One child process that runs grader functions by name, one call at a time, as JSON lines over a pipe."""
 
@@ -92,7 +106,7 @@ class _Child:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
                "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from mtalign.tasks.graders import _serve; _serve()"], env=env,
+            [sys.executable, "-c", _CHILD], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.ready = False
 
@@ -134,6 +148,13 @@ def _serve() -> None:
     for line in sys.stdin:
         name, args = json.loads(line)
         protocol.write(json.dumps(functions[name](*args)) + "\n")
+
+
+@atexit.register
+def _stop_children() -> None:
+    for child in (_worker, _spare):
+        if child is not None and child.process.poll() is None:
+            child.kill()
 
 
 def _limited(name: str, args: tuple, default: Any) -> Any:
