@@ -97,6 +97,7 @@ def test_no_grader_child_outlives_its_parent_even_mid_computation():
             "g._limited('canonical', ('9^{9^{9^{9}}}',), None)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     children = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(children) == 2, "the parent did not start a worker and a spare"
     time.sleep(1)  # the worker is inside sympy now
     parent.kill()
     parent.wait()
