@@ -30,7 +30,6 @@ import plotly.graph_objects as go
 import yaml
 
 from mtalign import paths, plots, runinfo, runs, verdicts
-from mtalign.claims import CURVES  # the per-step metrics drawn as training curves, as in the claim notebooks
 from mtalign.verdicts import BASELINE, CLAIMS, FRACTION
 
 PAPER_FILE = paths.PARAMS / "paper_numbers.yaml"
@@ -42,19 +41,10 @@ CLAIM_NOTEBOOKS = {"02_reward_signal": "RQ1 reward signal", "03_one_shot": "RQ2 
 ALIGNMENT_NOTEBOOK, CONTAMINATION_NOTEBOOK = "01_alignment", "05_contamination"
 PRESENT = ("finished", "skipped")  # manifest statuses whose files are complete
 VARIANTS = [BASELINE] + [v for variants in CLAIMS.values() for v in variants]  # display order
-VERDICT_COLOURS = {"fails": "#d62728", "inconclusive": "#f2c14e", "holds": "#2ca02c", "missing": "#eeeeee",
-                   "no baseline": "#c5b0d5"}
-CONTAMINATION_COLOURS = {"Red": "#d62728", "Green": "#2ca02c", "Gray": "#7f7f7f"}
-CONFIG = {"displaylogo": False}  # plotly's toolbar without its logo (zoom, pan and PNG export stay)
 SUMMARY_KEYS = ("model", "task", "variant", "seed", "gain", "before", "after")
-# One colour per variant in every figure (ground truth dark grey; light grey is "before RL"); no two alike.
-VARIANT_COLOURS = {BASELINE: "#444444", "format_only": "#d62728", "random": "#2ca02c", "incorrect": "#ff7f0e",
-                   "majority_vote": "#9467bd", "entropy_min": "#8c564b", "one_shot": "#e377c2",
-                   "one_shot_random": "#17becf", "psr": "#1f77b4", "nsr": "#bcbd22", "w_reinforce": "#7b4173"}
-
-
-def variant_colour(variant: str) -> str:
-    return VARIANT_COLOURS.get(variant, plots.PALETTE[sum(map(ord, variant)) % len(plots.PALETTE)])
+# Per-step values drawn from each run's files: metrics.jsonl (rollouts, every step) and eval.jsonl (held out).
+STEP_METRICS = ("gt_accuracy", "reward_mean", "entropy", "zero_variance_frac", "clip_fraction", "pseudo_label_accuracy")
+variant_colour = plots.variant_colour
 
 
 # -- reading a study folder ------------------------------------------------------------------------
@@ -130,7 +120,7 @@ def _load_summaries(runs_dir: Path, warnings: list[str]) -> list[dict[str, Any]]
         lacking = [k for k in SUMMARY_KEYS if k not in s]
         if lacking:
             warnings.append(f"run {s.get('run', '?')}: summary.json lacks {', '.join(lacking)}; left out")
-        else:
+        elif s.get("role", "study") == "study":  # one_shot's ranking runs rank examples; they are never judged
             good.append(s)
     return good
 
@@ -204,6 +194,10 @@ def _preset_warnings(summaries: list[dict[str, Any]], expected: list[Expected]) 
         if len(presets) > 1:
             out.append(f"{model} on {task} mixes runs of presets {', '.join(sorted(presets))}: settings are not "
                        "frozen across these variants")
+    for mixed in verdicts.mixed_settings(summaries):
+        out.append(f"{mixed['model']} on {mixed['task']} mixes runs of different settings "
+                   f"({'; '.join(mixed['settings'])}), differing in {'; '.join(mixed['differences'])[:400]}: they "
+                   "are judged separately (one row per settings), never pooled or paired across settings")
     return out
 
 
@@ -298,16 +292,12 @@ def verdict_table(study: Study, fraction: float = FRACTION) -> pd.DataFrame:
     zero; a row with fewer seeds than asked for names the missing seeds.
     """
     rows = verdicts.cell_verdicts(study.summaries, fraction)
-    seeds: dict[tuple[str, str, str], set] = {}
-    for s in study.summaries:
-        seeds.setdefault((s["model"], _task_of(s), s["variant"]), set()).add(s["seed"])
     for row in rows:
-        key = (row["model"], row["task"], row["variant"])
         wanted = [e for e in study.expected if e.model == row["model"] and e.variant == row["variant"]
                   and (e.task is None or e.task == row["task"])]
-        absent = sorted({e.seed for e in wanted if e.seed is not None} - seeds[key])
+        absent = sorted({e.seed for e in wanted if e.seed is not None} - set(row["seed_list"]))
         errors = sorted({f"{e.cell}: {e.error or _no_run_reason(e)}" for e in wanted if e.seed in absent})
-        row.update(seed_list=sorted(seeds[key]), missing_seeds=absent, note="; ".join(errors))
+        row.update(missing_seeds=absent, note="; ".join(errors))
     found = {(r["model"], r["task"], r["variant"]) for r in rows}
     found_loose = {(r["model"], r["variant"]) for r in rows}
     absent_runs: dict[tuple[str, str, str], list[Expected]] = {}
@@ -318,17 +308,23 @@ def verdict_table(study: Study, fraction: float = FRACTION) -> pd.DataFrame:
     for (model, task, variant), wanted in absent_runs.items():
         reasons = sorted({f"{e.cell}: {e.error or _no_run_reason(e)}" for e in wanted})
         rows.append({"model": model, "task": task, "variant": variant, "claim": verdicts.claim_of(variant),
-                     "seeds": 0, "before": math.nan, "after": math.nan, "gain": math.nan, "gain_low": math.nan,
-                     "gain_high": math.nan, "gt_gain": math.nan, "verdict": "missing", "pass@1_base": math.nan,
+                     "primary": True, "seeds": 0, "paired_seeds": 0, "verdict": "missing",
                      "seed_list": [], "missing_seeds": sorted({e.seed for e in wanted if e.seed is not None}),
                      "note": "; ".join(reasons)})
-    columns = ["model", "task", "variant", "claim", "seeds", "before", "after", "gain", "gain_low", "gain_high",
-               "gt_gain", "verdict", "pass@1_base", "seed_list", "missing_seeds", "note"]
+    columns = ["model", "task", "variant", "claim", "primary", "semantics", "settings", "seeds", "paired_seeds",
+               "before", "after", "gain", "gain_low", "gain_high", "gt_gain", "gt_gain_low", "gt_gain_high",
+               "margin", "margin_low", "margin_high", "margin_boot_low", "margin_boot_high", "verdict", "pass@1_base",
+               "seed_list", "missing_seeds", "note", "train_task", "settings_key"]
     table = pd.DataFrame(rows, columns=columns)
     if table.empty:
         return table
+    numeric = [c for c in columns if c.startswith(("gain", "gt_gain", "margin", "before", "after", "pass@1"))]
+    table[numeric] = table[numeric].astype(float)
     table["order"] = [_variant_rank(v) for v in table["variant"]]
-    return table.sort_values(["task", "model", "order"]).drop(columns="order").reset_index(drop=True)
+    # every evaluation task is judged; each run's primary one first
+    table["secondary"] = ~table["primary"].fillna(True).astype(bool)
+    return (table.sort_values(["secondary", "task", "model", "order"]).drop(columns=["order", "secondary"])
+            .reset_index(drop=True))
 
 
 def _no_run_reason(e: Expected) -> str:
@@ -347,6 +343,13 @@ def _effect(row: dict[str, Any]) -> str:
     return str(verdicts.Effect(row["gain"], row["gain_low"], row["gain_high"], int(row["seeds"])))
 
 
+def _margin(row: dict[str, Any]) -> str:
+    """The paired margin over the bar (variant gain - FRACTION x ground truth's, per seed), or '' if none."""
+    if row["verdict"] == "missing" or not row.get("paired_seeds") or pd.isna(row.get("margin")):
+        return ""
+    return str(verdicts.Effect(row["margin"], row["margin_low"], row["margin_high"], int(row["paired_seeds"])))
+
+
 def cell_label(model: str, task: str, alignment: dict | None = None, contamination: dict | None = None) -> str:
     label = f"{model}<br>{task}"
     if alignment and (model, task) in alignment:
@@ -356,59 +359,44 @@ def cell_label(model: str, task: str, alignment: dict | None = None, contaminati
     return label
 
 
+def matrix_columns(table: pd.DataFrame, alignment: dict | None = None) -> list[tuple[str, str]]:
+    """The (model, task) cells in reading order: by task, the most strongly aligned model first."""
+    def strongest_first(cell):
+        base = (alignment or {}).get(cell, (math.nan,))[0]
+        return cell[1], 0.0 if math.isnan(base) else -base, cell[0]
+
+    return sorted(dict.fromkeys(zip(table["model"], table["task"])), key=strongest_first) if not table.empty else []
+
+
+def matrix_variants(table: pd.DataFrame) -> list[str]:
+    return sorted(set(table["variant"]), key=lambda v: (_variant_rank(v), v)) if not table.empty else []
+
+
 def verdict_figure(table: pd.DataFrame, alignment: dict | None = None, contamination: dict | None = None,
                    fraction: float = FRACTION) -> go.Figure:
-    """The verdict matrix: claim variant (rows) x (model, task) cell (columns), coloured by verdict; the numbers
-    are in the hover."""
-    fig = go.Figure()
-    if table.empty:
-        return _empty(fig, "Verdict matrix", "no RL runs found: nothing to judge yet")
-    def strongest_first(cell):
-        base = (alignment or {}).get((cell[1], cell[0]), (math.nan,))[0]
-        return cell[0], 0.0 if math.isnan(base) else -base, cell[1]
-
-    cells = sorted(dict.fromkeys(zip(table["task"], table["model"])), key=strongest_first)
-    variants = sorted(set(table["variant"]), key=lambda v: (_variant_rank(v), v))
-    codes = {name: i for i, name in enumerate(VERDICT_COLOURS)}
-    by = {(r["model"], r["task"], r["variant"]): r for r in table.to_dict("records")}
-    z, text, hover = [], [], []
-    for variant in variants:
-        zr, tr, hr = [], [], []
-        for task, model in cells:
-            row = by.get((model, task, variant))
-            if row is None:
-                zr.append(None), tr.append(""), hr.append(f"{variant} was not run on {model} · {task}")
-                continue
-            zr.append(codes.get(row["verdict"], codes["missing"]))
-            tr.append(row["verdict"] if row["verdict"] == "missing" else f"{row['verdict']}<br>{row['gain']:+.2f}")
-            hr.append(_hover(row, fraction))
-        z.append(zr), text.append(tr), hover.append(hr)
-    n = len(VERDICT_COLOURS)
-    scale = []
-    for i, colour in enumerate(VERDICT_COLOURS.values()):
-        scale += [[i / n, colour], [(i + 1) / n, colour]]
-    claim_of = {v: verdicts.claim_of(v) or "other" for v in variants}
-    fig.add_trace(go.Heatmap(
-        z=z, x=[cell_label(m, t, alignment, contamination) for t, m in cells],
-        y=[f"{claim_of[v].split(' ')[0]} · {v}" for v in variants],  # "RQ1 · random", "baseline · ground_truth"
-        text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text", zmin=-0.5, zmax=n - 0.5,
-        colorscale=scale, xgap=2, ygap=2,
-        colorbar={"tickvals": list(range(n)), "ticktext": list(VERDICT_COLOURS), "title": "verdict"}))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title="Verdict matrix: does each claim's variant hold in each (model, task) cell?",
-                      template="plotly_white", height=140 + 42 * len(variants), width=max(640, 200 + 170 * len(cells)),
-                      margin={"l": 200})
-    return fig
+    """The verdict matrix: claim variant (rows) x (model, task) cell (columns), each cell coloured by its verdict and
+    showing the word and the mean gain; the interval and seeds are in the hover."""
+    columns = matrix_columns(table, alignment)
+    variants = matrix_variants(table)
+    shown = table.assign(hover=[_hover(r, fraction) for r in table.to_dict("records")]) if not table.empty else table
+    rows = [f"{(verdicts.claim_of(v) or 'other').split(' ')[0]} · {v}" for v in variants]  # "RQ1 · random"
+    return plots.verdict_matrix(shown, columns, [cell_label(m, t, alignment, contamination) for m, t in columns],
+                                variants, rows)
 
 
 def _hover(row: dict[str, Any], fraction: float) -> str:
     lines = [f"<b>{row['variant']}</b> on {row['model']} · {row['task']}: <b>{row['verdict']}</b>"]
     if row["verdict"] != "missing":
-        bar = fraction * max(row["gt_gain"], 0) if not math.isnan(row["gt_gain"]) else math.nan
         lines += [f"gain {_effect(row)} over {row['seeds']} seed(s)",
                   f"accuracy {row['before']:.3f} → {row['after']:.3f}",
-                  f"ground-truth gain {row['gt_gain']:+.3f}" + (f"; bar {bar:.3f}" if row["variant"] != BASELINE
-                                                                 and not math.isnan(bar) else "")]
+                  f"ground-truth gain {row['gt_gain']:+.3f}"]
+        if _margin(row):
+            lines.append(f"margin over {fraction:.0%} of ground truth's gain, paired by seed: {_margin(row)} over "
+                         f"{row['paired_seeds']} seed(s)")
+            if not pd.isna(row.get("margin_boot_low")):
+                lines.append(f"bootstrap over problems: [{row['margin_boot_low']:+.3f}, {row['margin_boot_high']:+.3f}]")
+        if row.get("settings"):
+            lines.append(f"settings {row['settings']}, semantics {row.get('semantics')}")
     if row.get("missing_seeds"):
         lines.append(f"missing seed(s): {', '.join(map(str, row['missing_seeds']))}")
     if row.get("note"):
@@ -416,24 +404,32 @@ def _hover(row: dict[str, Any], fraction: float) -> str:
     return "<br>".join(lines)
 
 
-def verdict_matrix_table(table: pd.DataFrame) -> "Table":
-    """The same matrix as text: one row per variant, one column per cell, `verdict gain [CI]` in each."""
+def verdict_matrix_table(table: pd.DataFrame, alignment: dict | None = None) -> pd.DataFrame:
+    """The same matrix as text: one row per variant, one column per cell, `verdict: gain [CI]` in each."""
     if table.empty:
-        return Table(pd.DataFrame())
-    columns = list(dict.fromkeys(f"{m} · {t}" for t, m in zip(table["task"], table["model"])))
-    variants = sorted(set(table["variant"]), key=lambda v: (_variant_rank(v), v))
-    values, classes = [], []
-    for variant in variants:
-        vr, cr = {"claim": verdicts.claim_of(variant) or "other", "variant": variant}, {}
-        for record in table[table["variant"] == variant].to_dict("records"):
-            col = f"{record['model']} · {record['task']}"
-            vr[col] = record["verdict"] if record["verdict"] == "missing" else f"{record['verdict']}: {_effect(record)}"
-            if record.get("missing_seeds") and record["verdict"] != "missing":
-                vr[col] += f" (missing seed {', '.join(map(str, record['missing_seeds']))})"
-            cr[col] = "v-" + record["verdict"].replace(" ", "-")
-        values.append(vr), classes.append(cr)
-    frame = pd.DataFrame(values, columns=["claim", "variant", *columns]).fillna("not run")
-    return Table(frame, pd.DataFrame(classes, columns=["claim", "variant", *columns]).fillna(""))
+        return pd.DataFrame()
+    cells = matrix_columns(table, alignment)
+    by: dict[tuple[str, str, str], list[dict]] = {}
+    for r in table.to_dict("records"):
+        by.setdefault((r["model"], r["task"], r["variant"]), []).append(r)
+    values = []
+    for variant in matrix_variants(table):
+        row = {"claim": verdicts.claim_of(variant) or "other", "variant": variant}
+        for model, task in cells:
+            records = by.get((model, task, variant)) or [None]
+            texts = []
+            for record in records:  # several only where the study mixes settings (a warning lists them)
+                text = "not run" if record is None else record["verdict"]
+                if record is not None and record["verdict"] != "missing":
+                    text += f": gain {_effect(record)}" + (f", margin {_margin(record)}" if _margin(record) else "")
+                    if record.get("missing_seeds"):
+                        text += f" (missing seed {', '.join(map(str, record['missing_seeds']))})"
+                    if len(records) > 1:
+                        text += f" [{record['settings']}, semantics {record.get('semantics')}]"
+                texts.append(text)
+            row[f"{model} · {task}"] = "; ".join(texts)
+        values.append(row)
+    return pd.DataFrame(values)
 
 
 # -- strong vs weak: the paper's divergence ----------------------------------------------------------
@@ -486,6 +482,7 @@ def divergence_statements(table: pd.DataFrame, pairs: list[Pair]) -> list[dict[s
     None when nothing could be judged.
     """
     rows = [] if table.empty else [r for r in table.to_dict("records") if r["verdict"] != "missing"]
+    rows = _main_settings(rows)
     by = {(r["model"], r["task"], r["variant"]): r for r in rows}
     out = []
     for claim, claim_variants in CLAIMS.items():
@@ -514,8 +511,9 @@ def divergence_statements(table: pd.DataFrame, pairs: list[Pair]) -> list[dict[s
                         parts.append("It does not appear for " + ", ".join(map(detail, rest)) + ".")
                 elif not gt_both:
                     parts.append("The paper's divergence **does not appear**: ground-truth RL does not hold on both "
-                                 "models, so the pattern (variant holds on strong, fails on weak, ground truth holds "
-                                 "on both) is not there for any variant. The variants: "
+                                 "models, so the pattern (variant holds on strong, falls below the bar or gains "
+                                 "nothing on weak, ground truth holds on both) is not there for any variant. The "
+                                 "variants: "
                                  + ", ".join(map(detail, found)) + ".")
                 else:
                     parts.append("The paper's divergence **does not appear** for any variant of this claim: "
@@ -531,139 +529,111 @@ def divergence_statements(table: pd.DataFrame, pairs: list[Pair]) -> list[dict[s
 def _said(row: dict[str, Any] | None) -> str:
     if row is None:
         return "not run"
-    return f"{row['verdict']}, gain {_effect(row)}"
+    return f"{row['verdict']}, gain {_effect(row)}" + (f", margin {_margin(row)}" if _margin(row) else "")
 
 
-# -- figures of effects --------------------------------------------------------------------------------
-def effect_figure(table: pd.DataFrame, alignment: dict) -> go.Figure:
-    """Each claim variant's gain (95% interval across seeds) against its cell's base alignment (pass@1).
-
-    One panel per claim, ground-truth RL in each for reference; a variant's points on one task are joined, so a
-    line falling from the strong model to the weak one is the paper's divergence in one picture.
-    """
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=len(CLAIMS), subplot_titles=list(CLAIMS), shared_yaxes=True,
-                        horizontal_spacing=0.04)
-    rows = [] if table.empty else [r for r in table.to_dict("records") if r["verdict"] != "missing"]
-    symbols = ["circle", "diamond", "square", "triangle-up", "x"]
-    tasks = sorted({r["task"] for r in rows})
-    drawn = set()
-    for col, (claim, claim_variants) in enumerate(CLAIMS.items(), start=1):
-        for variant in [BASELINE] + claim_variants:
-            for t, task in enumerate(tasks):
-                points = [r for r in rows if r["variant"] == variant and r["task"] == task
-                          and not math.isnan(alignment.get((r["model"], task), (math.nan,))[0])]
-                if not points:
-                    continue
-                points.sort(key=lambda r: alignment[(r["model"], task)][0])
-                x = [alignment[(r["model"], task)][0] for r in points]
-                y = [r["gain"] for r in points]
-                up = [0 if math.isnan(r["gain_high"]) else r["gain_high"] - r["gain"] for r in points]
-                down = [0 if math.isnan(r["gain_low"]) else r["gain"] - r["gain_low"] for r in points]
-                colour = variant_colour(variant)
-                fig.add_trace(go.Scatter(
-                    x=x, y=y, mode="lines+markers", name=variant, legendgroup=variant,
-                    showlegend=variant not in drawn, line={"color": colour, "width": 1,
-                                                           "dash": "dot" if variant == BASELINE else "solid"},
-                    marker={"color": colour, "symbol": symbols[t % len(symbols)], "size": 9},
-                    error_y={"type": "data", "array": up, "arrayminus": down, "visible": True},
-                    customdata=[[r["model"], task, r["verdict"], _effect(r), alignment[(r["model"], task)][1]]
-                                for r in points],
-                    hovertemplate="%{customdata[0]} · %{customdata[1]}<br>" + variant + ": %{customdata[2]}, gain "
-                                  "%{customdata[3]}<br>base pass@1 %{x:.3f} (%{customdata[4]})<extra></extra>"),
-                    row=1, col=col)
-                drawn.add(variant)
-        fig.add_hline(y=0, line={"color": "#999", "width": 1}, row=1, col=col)
-    fig.update_xaxes(title="base pass@1 (alignment)", range=[-0.02, 1.02])
-    fig.update_yaxes(title="gain in held-out accuracy (95% CI across seeds)", row=1, col=1)
-    title = "Effect against alignment" + (f" (marker shape by task: {', '.join(tasks)})" if len(tasks) > 1 else "")
-    fig.update_layout(title=title, template="plotly_white", height=420, width=1200)
-    if not rows:
-        _empty(fig, title, "no finished RL runs")
-    return fig
+def _main_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, task), only the rows of its most used settings (most runs): a statement across variants must
+    compare runs of the same settings. Cells that mix settings are named in the report's warnings."""
+    count: dict[tuple[str, str], dict[str, int]] = {}
+    for r in rows:
+        keys = count.setdefault((r["model"], r["task"]), {})
+        keys[r.get("settings_key")] = keys.get(r.get("settings_key"), 0) + int(r.get("seeds") or 0)
+    main = {cell: max(keys, key=lambda k: (keys[k], str(k))) for cell, keys in count.items()}
+    return [r for r in rows if r.get("settings_key") == main[(r["model"], r["task"])]]
 
 
-def _accuracy_effects(summaries: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, verdicts.Effect]]:
-    groups: dict[tuple[str, str, str], list[dict]] = {}
-    for s in summaries:
-        groups.setdefault((s["model"], _task_of(s), s["variant"]), []).append(s)
-    return {key: {"before": verdicts.effect([s["before"]["accuracy"] for s in runs_]),
-                  "after": verdicts.effect([s["after"]["accuracy"] for s in runs_])} for key, runs_ in groups.items()}
+# -- the evidence behind the verdicts: per-seed gains, per-step curves, pass@k after RL ---------------
+def run_gains(study: Study) -> pd.DataFrame:
+    """One row per finished run: model, task, variant, seed, gain (the dots of the forest plot)."""
+    rows = [{"model": s["model"], "task": _task_of(s), "variant": s["variant"], "seed": s["seed"], "gain": s["gain"]}
+            for s in study.summaries]
+    return pd.DataFrame(rows, columns=["model", "task", "variant", "seed", "gain"])
 
 
-def before_after_figure(study: Study, claim: str, table: pd.DataFrame | None = None) -> go.Figure:
-    """Held-out accuracy before and after each of a claim's variants, next to ground-truth RL, per cell; error bars
-    are 95% t-intervals across seeds (verdicts.effect). Runs the grid asked for but that are missing (from `table`)
-    are named in the panel's title."""
-    from plotly.subplots import make_subplots
+def _run_dir(study: Study, summary: dict[str, Any]) -> Path | None:
+    """A run's folder: where summary.json was found (runs.load_summaries records it), else by name in the store."""
+    if summary.get("dir") and Path(summary["dir"]).is_dir():
+        return Path(summary["dir"])
+    return study.runs_dir / summary["run"] if summary.get("run") else None
 
-    effects = _accuracy_effects(study.summaries)
+
+def step_values(study: Study) -> pd.DataFrame:
+    """Per-step values of every finished run, long format (model, task, variant, seed, step, metric, value):
+    the STEP_METRICS of metrics.jsonl (rollouts, every step) and `heldout_accuracy` from eval.jsonl (the primary
+    evaluation task: before training, every eval_every steps, after)."""
+    rows = []
+    for s in study.summaries:
+        folder = _run_dir(study, s)
+        if folder is None:
+            continue
+        key = {"model": s["model"], "task": _task_of(s), "variant": s["variant"], "seed": s["seed"]}
+        for m in runs.load_metrics(folder) if (folder / "metrics.jsonl").exists() else []:
+            for metric in STEP_METRICS:
+                if m.get(metric) is not None and "step" in m:
+                    rows.append({**key, "step": m["step"], "metric": metric, "value": float(m[metric])})
+        if (folder / "eval.jsonl").exists():
+            for e in runinfo.read_jsonl(folder / "eval.jsonl"):
+                if e.get("accuracy") is not None and (e.get("eval_task") or key["task"]) == key["task"]:
+                    rows.append({**key, "step": e["step"], "metric": "heldout_accuracy", "value": e["accuracy"]})
+    return pd.DataFrame(rows, columns=["model", "task", "variant", "seed", "step", "metric", "value"])
+
+
+def passk_curves(study: Study) -> pd.DataFrame:
+    """pass@k of every finished run on its primary evaluation task before (initial_passk.json) and after RL
+    (final_passk.json), long format: model, task, variant, seed, when, k, pass_at_k."""
+    rows = []
+    for s in study.summaries:
+        folder = _run_dir(study, s)
+        for when, name in (("before", "initial_passk.json"), ("after", "final_passk.json")):
+            if folder is None or not (folder / name).exists():
+                continue
+            try:
+                curve = runinfo.read_json(folder / name)
+            except ValueError:  # damaged: a curve missing from the figure, not a failed report
+                continue
+            for k, value in zip(curve.get("k", []), curve.get("pass_at_k", [])):
+                rows.append({"model": s["model"], "task": _task_of(s), "variant": s["variant"], "seed": s["seed"],
+                             "when": when, "k": k, "pass_at_k": value})
+    return pd.DataFrame(rows, columns=["model", "task", "variant", "seed", "when", "k", "pass_at_k"])
+
+
+def _of_claim(frame: pd.DataFrame, claim: str) -> pd.DataFrame:
     variants = [BASELINE] + CLAIMS[claim]
-    cells = sorted({(t, m) for m, t, v in effects if v in variants})
-    title = f"{claim}: held-out accuracy before and after RL (mean, 95% CI across seeds)"
-    if not cells:
-        return _empty(go.Figure(), title, "no finished runs of this claim")
-    missing: dict[tuple[str, str], list[str]] = {}
-    for r in ([] if table is None else table.to_dict("records")):
-        if r["verdict"] == "missing" and r["variant"] in variants:
-            missing.setdefault((r["task"], r["model"]), []).append(r["variant"])
-    cols = min(2, len(cells))
-    nrows = math.ceil(len(cells) / cols)
-    titles = [f"{m} · {t}" + (f" (missing: {', '.join(missing[(t, m)])})" if missing.get((t, m)) else "")
-              for t, m in cells]
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=titles,
-                        vertical_spacing=0.5 / max(nrows, 1) if nrows > 1 else 0.1)
-    for i, (task, model) in enumerate(cells):
-        present = [v for v in variants if (model, task, v) in effects]
-        for phase, colour in (("before", "#bbbbbb"), ("after", None)):
-            es = [effects[(model, task, v)][phase] for v in present]
-            fig.add_trace(go.Bar(
-                x=present, y=[e.mean for e in es], name=phase, legendgroup=phase, showlegend=i == 0,
-                marker_color=colour or [variant_colour(v) for v in present],
-                error_y={"type": "data", "visible": True,
-                         "array": [0 if math.isnan(e.high) else e.high - e.mean for e in es],
-                         "arrayminus": [0 if math.isnan(e.low) else e.mean - e.low for e in es]},
-                customdata=[[str(e), e.seeds] for e in es],
-                hovertemplate="%{x} " + phase + ": %{y:.3f}<br>95% CI %{customdata[0]} over %{customdata[1]} "
-                              "seed(s)<extra></extra>"),
-                row=i // cols + 1, col=i % cols + 1)
-    fig.update_yaxes(title="accuracy", range=[0, 1])
-    fig.update_layout(title=title, barmode="group", template="plotly_white", height=330 * nrows, width=1100)
-    return fig
+    return frame[frame["variant"].isin(variants)] if not frame.empty else frame
 
 
-def mean_curves(study: Study, model: str, task: str, variants: Iterable[str]) -> dict[str, list[dict]]:
-    """variant -> per-step means across seeds of the CURVES metrics (metrics.jsonl of each finished run)."""
-    out = {}
-    for variant in variants:
-        chosen = [s for s in study.summaries if s["model"] == model and _task_of(s) == task and s["variant"] == variant]
-        per_step: dict[int, dict[str, list[float]]] = {}
-        for s in chosen:
-            for m in runs.load_metrics(s.get("dir") or study.runs_dir / s["run"]) if s.get("run") else []:
-                for key in CURVES:
-                    if m.get(key) is not None and "step" in m:
-                        per_step.setdefault(m["step"], {}).setdefault(key, []).append(m[key])
-        if per_step:
-            label = f"{variant} ({len(chosen)} seed{'s' if len(chosen) != 1 else ''})"
-            out[label] = [{"step": step, **{k: float(np.mean(v)) for k, v in values.items()}}
-                          for step, values in sorted(per_step.items())]
-    return out
+def forest_figure(table: pd.DataFrame, gains: pd.DataFrame, claim: str, alignment: dict | None = None,
+                  fraction: float = FRACTION) -> go.Figure:
+    """The gain forest plot of one claim: its variants and ground-truth RL in every (model, task) cell."""
+    rows = _of_claim(table, claim)
+    variants = [v for v in [BASELINE] + CLAIMS[claim] if v in set(rows["variant"])] if not rows.empty else []
+    cells = matrix_columns(rows, alignment)
+    return plots.gain_forest(rows, gains, cells, variants, fraction,
+                             f"{claim}: gain over the base model (mean, 95% interval, seeds)")
 
 
-def curve_figures(study: Study) -> dict[tuple[str, str, str], go.Figure]:
-    """(claim, model, task) -> training curves of ground truth and the claim's variants, mean across seeds."""
-    out = {}
-    cells = sorted({(_task_of(s), s["model"]) for s in study.summaries})
-    for claim, claim_variants in CLAIMS.items():
-        for task, model in cells:
-            curves = mean_curves(study, model, task, [BASELINE] + claim_variants)
-            if any(not label.startswith(BASELINE + " ") for label in curves):  # the claim ran here
-                fig = plots.training_curves(curves, CURVES, title=f"{claim} on {model} · {task}: training curves "
-                                                                  "(mean across seeds)")
-                for trace in fig.data:  # one colour per variant in every figure of the report
-                    trace.line.color = variant_colour(trace.name.split(" ")[0])
-                out[(claim, model, task)] = fig
+def evidence_figures(study: Study, claim: str, steps: pd.DataFrame, curves: pd.DataFrame) -> dict[str, go.Figure]:
+    """The figures a reader checks a claim's verdicts against, by name: held-out accuracy against step, pass@k after
+    RL against the base model's, and the training diagnostics this claim's mechanism turns on."""
+    variants = [BASELINE] + CLAIMS[claim]
+    mine = _of_claim(steps, claim)
+    slug = _slug(claim.split(" ")[0])
+    out = {
+        f"heldout__{slug}": plots.step_grid(mine, {"heldout_accuracy": "held-out accuracy"},
+                                            f"{claim}: held-out accuracy during RL", variants, y_range=(0, 1)),
+        f"passk_after__{slug}": plots.passk_after(_of_claim(curves, claim),
+                                                  f"{claim}: pass@k after RL vs the base model", variants),
+    }
+    rollout = ("rollout accuracy on the training example" if claim == "RQ2 one-shot"
+               else "ground-truth accuracy of the rollouts")
+    diagnostics = {"gt_accuracy": rollout, "reward_mean": "training reward", "entropy": "policy entropy",
+                   "zero_variance_frac": "zero-variance groups", "clip_fraction": "clip fraction"}
+    if claim == "RQ1 reward signal":
+        diagnostics["pseudo_label_accuracy"] = "pseudo-label accuracy (majority vote)"
+    present = set(mine["metric"]) if not mine.empty else set()
+    out[f"training__{slug}"] = plots.step_grid(mine, {k: v for k, v in diagnostics.items() if k in present},
+                                               f"{claim}: training curves", variants)
     return out
 
 
@@ -687,6 +657,10 @@ def load_paper_numbers(path: Path | str = PAPER_FILE) -> dict[str, Any]:
         if unknown:
             raise ValueError(f"{path}: cells[{i}] names unknown variant(s) {', '.join(unknown)}; valid variants: "
                              f"{', '.join(VARIANTS)}")
+    caveats = data.setdefault("caveats", {}) or {}
+    if not isinstance(caveats, dict) or any(v not in VARIANTS for v in caveats):
+        raise ValueError(f"{path}: `caveats` must map variant names to text; valid variants: {', '.join(VARIANTS)}")
+    data["caveats"] = caveats
     return data
 
 
@@ -702,7 +676,8 @@ def paper_rows(paper: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"source": "paper", "model": cell["model"], "task": cell["task"],
                         "alignment": cell["alignment"], "variant": variant, "claim": verdicts.claim_of(variant),
                         "before": base, "after": float(after), "gain": gain, "gt_gain": gt_gain,
-                        "fraction": gain / gt_gain if gt_gain > 0 else math.nan, "verdict": "no seeds"})
+                        "fraction": gain / gt_gain if gt_gain > 0 else math.nan, "verdict": "no seeds",
+                        "caveat": (paper.get("caveats") or {}).get(variant)})
     return out
 
 
@@ -724,29 +699,29 @@ def our_rows(table: pd.DataFrame, pairs: list[Pair]) -> list[dict[str, Any]]:
     return out
 
 
-def comparison_table(rows: list[dict[str, Any]]) -> Table:
+def comparison_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Variants (rows) x cells (paper's first, then ours): `fraction of GT gain (before → after %)`."""
     if not rows:
-        return Table(pd.DataFrame())
+        return pd.DataFrame()
     columns = list(dict.fromkeys(_column(r) for r in rows))
     variants = sorted({r["variant"] for r in rows}, key=lambda v: (_variant_rank(v), v))
-    values, classes = [], []
+    values = []
     for variant in variants:
         vr = {"claim": verdicts.claim_of(variant) or "other", "variant": variant}
-        cr = {}
         for r in rows:
             if r["variant"] == variant:
                 fraction = "—" if math.isnan(r["fraction"]) else f"{r['fraction']:.2f}"
                 vr[_column(r)] = f"{fraction} ({r['before']:.1f} → {r['after']:.1f})"
                 if r["verdict"] == "missing":
                     vr[_column(r)] = "missing"
-                if r["source"] == "ours" and r["verdict"] != "missing":
+                elif r["source"] == "ours":
                     vr[_column(r)] += f", {r['verdict']}"
-                if r["source"] == "ours":
-                    cr[_column(r)] = "v-" + r["verdict"].replace(" ", "-")
-        values.append(vr), classes.append(cr)
-    return Table(pd.DataFrame(values, columns=["claim", "variant", *columns]).fillna(""),
-                 pd.DataFrame(classes, columns=["claim", "variant", *columns]).fillna(""))
+                if r.get("caveat"):  # e.g. the paper's math "incorrect" reward is its ground truth (STUDY.md §3)
+                    vr[_column(r)] += " (see caveat)"
+                    vr["caveat"] = r["caveat"]
+        values.append(vr)
+    extra = ["caveat"] if any(r.get("caveat") for r in rows) else []
+    return pd.DataFrame(values, columns=["claim", "variant", *columns, *extra]).fillna("")
 
 
 def _column(r: dict[str, Any]) -> str:
@@ -755,89 +730,57 @@ def _column(r: dict[str, Any]) -> str:
 
 def paper_figure(rows: list[dict[str, Any]], fraction: float = FRACTION) -> go.Figure:
     """Each variant's gain as a fraction of ground-truth RL's gain: the paper's cells next to ours."""
-    title = "Gain as a fraction of ground-truth RL's gain: paper (secondary, approximate) vs this study"
-    usable = [r for r in rows if not math.isnan(r["fraction"]) and r["variant"] != BASELINE]
-    fig = go.Figure()
-    if not usable:
-        return _empty(fig, title, "no variant has a ground-truth gain to compare with")
-    variants = sorted({r["variant"] for r in usable}, key=lambda v: (_variant_rank(v), v))
-    palette = {"paper": ["#08306b", "#6baed6"], "ours": ["#00441b", "#74c476", "#7f2704", "#fd8d3c"]}
-    seen: dict[str, int] = {}
-    for column in dict.fromkeys(_column(r) for r in usable):
-        chosen = {r["variant"]: r for r in usable if _column(r) == column}
-        source = column.split(":")[0]
-        colour = palette[source][seen.setdefault(source, 0) % len(palette[source])]
-        seen[source] += 1
-        fig.add_trace(go.Bar(x=variants, y=[chosen[v]["fraction"] if v in chosen else None for v in variants],
-                             name=column, marker_color=colour,
-                             marker_pattern_shape="" if source == "paper" else "/",
-                             customdata=[[f"{chosen[v]['before']:.1f} → {chosen[v]['after']:.1f}"] if v in chosen
-                                         else [""] for v in variants],
-                             hovertemplate="%{x}: %{y:.2f} of ground truth's gain<br>accuracy %{customdata[0]} %"
-                                           "<extra>" + column + "</extra>"))
-    fig.add_hline(y=fraction, line={"dash": "dash", "color": "#999"}, annotation_position="top left",
-                  annotation_text=f"the rule's bar: {fraction:.0%} of ground truth's gain")
-    fig.add_hline(y=0, line={"color": "#999", "width": 1})
-    fig.update_layout(title=title, barmode="group", template="plotly_white", height=440, width=1100,
-                      yaxis={"title": "variant gain / ground-truth gain"}, legend={"orientation": "h", "y": -0.25})
-    return fig
+    return plots.paper_figure([{**r, "column": _column(r)} for r in rows], VARIANTS, fraction,
+                              "Gain as a share of ground-truth RL's: the paper vs this study")
 
 
 # -- contamination -------------------------------------------------------------------------------------
-def contamination_table(study: Study) -> Table:
+def contamination_table(study: Study) -> pd.DataFrame:
     if not study.contamination:
-        return Table(pd.DataFrame())
-    keep = ["model", "task", "recipe", "exact_eval", "exact_fresh", "rouge_eval", "rouge_fresh", "pass@1", "colour",
-            "truly_contaminated", "test_correct", "evidence"]
+        return pd.DataFrame()
+    keep = ["model", "task", "recipe", "problems", "pass@1", "colour", "decided_by", "truly_contaminated",
+            "test_correct", "exact_eval", "exact_fresh", "rouge_eval", "rouge_fresh", "evidence"]
     frame = pd.DataFrame(study.contamination)
-    frame = frame[[k for k in keep if k in frame.columns]]
-    classes = pd.DataFrame("", index=frame.index, columns=frame.columns)
-    if "colour" in frame:
-        classes["colour"] = ["c-" + str(c) for c in frame["colour"]]
-    return Table(_formatted(frame), classes)
+    return _formatted(frame[[k for k in keep if k in frame.columns]])
 
 
-# -- the report: sections of text, tables and figures ---------------------------------------------------
-@dataclass
-class Table:
-    """A table to show (already formatted as text) and, optionally, a CSS class per cell (verdict colours)."""
+def contamination_validation(study: Study) -> pd.DataFrame:
+    """Each contamination probe, and the combined verdict, against the toy recipes' truth (05_contamination's
+    rows; rows from before the probes existed have no per-probe outcomes and give no table)."""
+    from mtalign import contamination
 
-    frame: pd.DataFrame
-    classes: pd.DataFrame | None = None
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    text: str  # markdown: paragraphs, `- ` lists, **bold**, `code`
-    # ("text", markdown) | ("table", Table) | ("figure", (file name, figure))
-    blocks: list[tuple[str, Any]] = field(default_factory=list)
-
-    def figures(self) -> dict[str, go.Figure]:
-        return {name: fig for kind, value in self.blocks if kind == "figure" for name, fig in [value]}
+    rows = [r for r in study.contamination if all(f"{p}_outcome" in r for p in contamination.PROBES)]
+    return contamination.validation_table(rows) if rows else pd.DataFrame()
 
 
+# -- the report: data frames, figures and the findings drawn from them ----------------------------------
 @dataclass
 class Report:
-    title: str
-    study_dir: Path
-    sections: list[Section]
-    data: dict[str, Any]  # the machine-readable results (metrics.json of the report)
+    """Everything the report notebook shows, computed once from a study's files (no prose: that is the notebook's)."""
 
-    def section(self, key: str) -> Section:
-        for s in self.sections:
-            if s.key == key:
-                return s
-        raise KeyError(f"no section {key!r}; sections: {', '.join(s.key for s in self.sections)}")
+    study: Study
+    fraction: float
+    table: pd.DataFrame  # verdict_table: one row per (model, task, variant)
+    alignment: dict[tuple[str, str], tuple[float, str]]
+    pairs: list[Pair]
+    divergence: list[dict[str, Any]]
+    findings: list[str]
+    paper: dict[str, Any]
+    comparison: list[dict[str, Any]]
+    gains: pd.DataFrame
+    steps: pd.DataFrame
+    curves: pd.DataFrame
+    figures: dict[str, go.Figure]
+    data: dict[str, Any]  # the machine-readable results (the report's metrics.json)
 
-    def figures(self) -> dict[str, go.Figure]:
-        return {name: fig for s in self.sections for name, fig in s.figures().items()}
+    def claim_figures(self, claim: str) -> dict[str, go.Figure]:
+        slug = _slug(claim.split(" ")[0])
+        return {name: fig for name, fig in self.figures.items() if name.endswith("__" + slug)}
 
 
 def build(study: Study, fraction: float = FRACTION, strong: str = "", weak: str = "",
           paper_file: Path | str = PAPER_FILE) -> Report:
-    """Every table, figure and statement of the report, from the study's files."""
+    """Every table, figure and finding of the report, from the study's files."""
     paper = load_paper_numbers(paper_file)
     alignment = cell_alignment(study)
     contamination = {(r["model"], r["task"]): r.get("colour") for r in study.contamination}
@@ -845,161 +788,181 @@ def build(study: Study, fraction: float = FRACTION, strong: str = "", weak: str 
     pairs = strong_weak_pairs(table, alignment, strong, weak)
     statements = divergence_statements(table, pairs)
     comparison = paper_rows(paper) + our_rows(table, pairs)
-    missing = missing_cells(study)
-    sections = [
-        _overview(study, table, missing),
-        Section("rule", "The verdict rule", verdicts.RULE + "\n\nThe paper's **divergence**, per claim and task: the "
-                "variant holds on the strongly aligned model and fails on the weakly aligned one, while ground-truth "
-                "RL holds on both (`mtalign.verdicts.divergence`). Gains are in held-out accuracy (FORMAT and "
-                "CORRECT), after minus before RL, with 95% t-intervals across training seeds."),
-        _alignment_section(study),
-        Section("verdicts", "Verdict matrix",
-                "Rows are each claim's variants (ground-truth RL first), columns the (model, task) cells with their "
-                "base pass@1 and, when 05_contamination tested them, their contamination colour. Hover a cell for "
-                "the numbers. **missing** marks a run the grid asked for that did not finish (its error is in the "
-                "hover and in the table below); it is never a zero.",
-                [("figure", ("verdict_matrix", verdict_figure(table, alignment, contamination, fraction))),
-                 ("table", verdict_matrix_table(table))]),
-        _divergence_section(statements, pairs),
-        Section("effects", "Effect against alignment",
-                "Each variant's gain against the cell's base alignment (pass@1; from 01_alignment where measured, "
-                "else from the runs' own pass@1 before RL). A line that starts high on the strong model and falls "
-                "to or below zero on the weak one, while the dotted ground-truth line stays above zero, is the "
-                "divergence.", [("figure", ("effect_vs_alignment", effect_figure(table, alignment)))]),
-        Section("before_after", "Accuracy before and after RL, per claim",
-                "Held-out accuracy of the base model (grey) and after each variant (coloured), ground-truth RL "
-                "first, with 95% intervals across seeds.",
-                [("figure", (f"before_after__{_slug(c)}", before_after_figure(study, c, table))) for c in CLAIMS]),
-        _curves_section(study),
-        _paper_section(paper, comparison, fraction),
-        _contamination_section(study),
-        _sources_section(study),
-    ]
+    gains, steps, curves = run_gains(study), step_values(study), passk_curves(study)
+    # a verdict matrix per evaluation task: the runs' primary tasks first (one figure), then each other task's
+    primary = table[table["primary"].fillna(True).astype(bool)] if not table.empty else table
+    figures: dict[str, go.Figure] = {"verdict_matrix": verdict_figure(primary, alignment, contamination, fraction)}
+    if not table.empty:
+        others = table[~table["primary"].fillna(True).astype(bool)]
+        for task in sorted(set(others["task"])):
+            figures[f"verdict_matrix__{_slug(task)}"] = verdict_figure(others[others["task"] == task], alignment,
+                                                                        contamination, fraction)
+    for claim in CLAIMS:
+        figures[f"forest__{_slug(claim.split(' ')[0])}"] = forest_figure(table, gains, claim, alignment, fraction)
+        figures.update(evidence_figures(study, claim, steps, curves))
+    figures.update({f"passk__{_slug(task)}": fig for task, fig in passk_figures(study).items()})
+    figures["paper_comparison"] = paper_figure(comparison, fraction)
+    found = findings(table, pairs, statements)
     data = {
         "study_dir": str(study.dir), "generated": runinfo.now(), "rule": verdicts.RULE, "fraction": fraction,
+        "seeds": seed_counts(study), "code_versions": study_code_versions(study), "findings": found,
         "verdicts": _records(table), "divergence": statements, "pairs": [dataclasses.asdict(p) for p in pairs],
-        "paper_comparison": comparison, "missing_cells": _records(missing), "warnings": study.warnings,
+        "paper_comparison": comparison, "missing_cells": _records(missing_cells(study)), "warnings": study.warnings,
         "runs": len(study.summaries), "unused_runs": study.unused_runs,
+        "multiplicity": verdicts.multiplicity(table.to_dict("records")) if not table.empty else None,
     }
-    return Report("mtalign study report", study.dir, sections, data)
+    return Report(study, fraction, table, alignment, pairs, statements, found, paper, comparison, gains, steps,
+                  curves, figures, data)
 
 
-def _overview(study: Study, table: pd.DataFrame, missing: pd.DataFrame) -> Section:
-    m = study.manifest
-    lines = [f"Study folder `{study.dir}`."]
-    if m is None:
-        lines.append(f"There is **no manifest.json** here, so this is not the output of `mtalign study`: the cells "
-                     f"that failed or never ran cannot be listed; only the files present are reported.")
-    else:
-        counts = ", ".join(f"{n} {s}" for s, n in (m.get("counts") or {}).items())
-        lines.append(f"Grid `{m.get('grid_file')}`; cells: {counts}; started {m.get('started')}, "
-                     f"updated {m.get('updated')}.")
-    if not study.summaries and not study.alignment:
-        lines.append(f"**No results yet**: no finished RL run under `{study.runs_dir}` and no alignment measurement. "
-                     "Run `mtalign study` (or `make study`) to fill this report; every section below is shown empty.")
-    else:
-        presets = sorted({str(s.get("preset")) for s in study.summaries})
-        lines.append(f"{len(study.summaries)} finished RL run(s) (preset {', '.join(presets) or '—'}), "
-                     f"{len(study.alignment)} alignment measurement(s), "
-                     f"{'a' if study.contamination else 'no'} contamination test.")
-    if study.unused_runs:
-        lines.append(f"{len(study.unused_runs)} finished run(s) in the run store were not asked for by this grid and "
-                     "are left out.")
-    blocks: list[tuple[str, Any]] = []
-    if m is not None:
-        if missing.empty:
-            lines.append("Every cell of the grid finished.")
-        else:
-            lines.append(f"**{len(missing)} cell(s) did not finish** and are shown as missing (never as zero):")
-            blocks.append(("table", Table(missing, _status_classes(missing))))
-    if study.warnings:
-        blocks.append(("text", "**Warnings**\n\n" + "\n".join(f"- {w}" for w in study.warnings)))
-    return Section("overview", "Overview", "\n\n".join(lines), blocks)
+def seed_counts(study: Study) -> list[int]:
+    """The distinct numbers of seeds behind the verdicts (one value when every cell has the same)."""
+    per_cell: dict[tuple[str, str, str], set] = {}
+    for s in study.summaries:
+        per_cell.setdefault((s["model"], _task_of(s), s["variant"]), set()).add(s["seed"])
+    return sorted({len(v) for v in per_cell.values()})
 
 
-def _status_classes(frame: pd.DataFrame) -> pd.DataFrame:
-    classes = pd.DataFrame("", index=frame.index, columns=frame.columns)
-    classes["status"] = "v-missing"
-    return classes
+def study_code_versions(study: Study) -> dict[str, int]:
+    """Code version -> number of runs trained by it (from each run's run.json)."""
+    out: dict[str, int] = {}
+    for s in study.summaries:
+        folder = _run_dir(study, s)
+        info = runinfo.read_json(folder / "run.json") if folder and (folder / "run.json").exists() else {}
+        version = info.get("code_version") or (info.get("environment") or {}).get("code_version") or "unknown"
+        out[version] = out.get(version, 0) + 1
+    return out
 
 
-def _alignment_section(study: Study) -> Section:
-    text = ("Model-task alignment: the unbiased pass@k of each base model on its task, with 95% bootstrap intervals "
-            "over problems (01_alignment). A strong model's curve starts high and saturates; a weak one's starts "
-            "low.")
-    figures = passk_figures(study)
-    if not figures:
-        text += "\n\nNo alignment measurement found (01_alignment has not run in this study)."
-    blocks: list[tuple[str, Any]] = [("figure", (f"passk__{_slug(task)}", fig)) for task, fig in figures.items()]
-    if study.alignment:
-        blocks.append(("table", Table(_formatted(alignment_table(study)))))
-    return Section("alignment", "Alignment: pass@k per cell", text, blocks)
+def _names(items: Iterable[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _divergence_section(statements: list[dict[str, Any]], pairs: list[Pair]) -> Section:
-    text = ("Per claim and task family: does the paper's divergence appear between the strongly and the weakly "
-            "aligned model?")
-    if not pairs:
-        text += ("\n\n**Not judged**: no task has both a strongly and a weakly aligned model with finished runs, so "
-                 "the divergence cannot be stated for any claim.")
-    blocks = [("text", s["text"]) for s in statements]
-    if statements:
-        summary = pd.DataFrame([{"claim": s["claim"], "task": s["task"], "strong": s["strong"], "weak": s["weak"],
-                                 "divergence": {True: "appears", False: "does not appear", None: "not judged"}[
-                                     s["appears"]], "for": ", ".join(s["variants"]) or "—"} for s in statements])
-        classes = pd.DataFrame("", index=summary.index, columns=summary.columns)
-        classes["divergence"] = [{"appears": "v-holds", "does not appear": "v-fails"}.get(d, "v-missing")
-                                 for d in summary["divergence"]]
-        blocks.insert(0, ("table", Table(summary, classes)))
-    return Section("divergence", "Does the paper's divergence appear?", text, blocks)
+def _span(rows: list[dict[str, Any]]) -> str:
+    gains = [r["gain"] for r in rows]
+    return f"{min(gains):+.2f}" if len(gains) == 1 else f"{min(gains):+.2f} to {max(gains):+.2f}"
 
 
-def _curves_section(study: Study) -> Section:
-    figures = curve_figures(study)
-    text = ("Per cell and claim, the mean across seeds of each variant's per-step rollout metrics: ground-truth "
-            "accuracy of the rollouts (logged whatever the reward), the training reward, policy entropy, and the "
-            "fraction of zero-variance groups (no gradient under group normalisation).")
-    if not figures:
-        text += "\n\nNo training metrics found."
-    return Section("curves", "Training curves", text,
-                   [("figure", (f"curves__{_slug(c)}__{_slug(m)}__{_slug(t)}", fig))
-                    for (c, m, t), fig in figures.items()])
+def findings(table: pd.DataFrame, pairs: list[Pair], statements: list[dict[str, Any]]) -> list[str]:
+    """The report's answer in a few plain sentences (markdown), each derived from the verdict table: ground-truth RL,
+    then per claim whether the paper's divergence appears, which variants hold everywhere or nowhere, then harm and
+    what is missing. Words are verdicts.py's; nothing is judged here."""
+    if table.empty:
+        return ["No RL run has finished yet, so nothing can be concluded: run `mtalign study` (or `make study`)."]
+    judged = [r for r in table.to_dict("records") if r["verdict"] not in ("missing", "no baseline")]
+    out = []
+    gt = [r for r in judged if r["variant"] == BASELINE]
+    if gt:
+        holds = [r for r in gt if r["verdict"] == "holds"]
+        where = (f"all {len(gt)}" if len(holds) == len(gt) > 1 else f"{len(holds)} of {len(gt)}")
+        out.append(f"**Ground-truth RL holds on {where} (model, task) cell{'s' if len(gt) > 1 else ''}** "
+                   f"(gains {_span(gt)}): the yardstick every claim is measured against.")
+    for claim, variants in CLAIMS.items():
+        mine = [r for r in judged if r["variant"] in variants]
+        if not mine:
+            continue
+        appearing = sorted({v for s in statements if s["claim"] == claim for v in s["variants"]},
+                           key=_variant_rank)
+        tasks = sorted({s["task"] for s in statements if s["claim"] == claim and s["appears"]})
+        cells = {(r["model"], r["task"]) for r in judged}
+        everywhere = [v for v in variants if sum(r["variant"] == v and r["verdict"] == "holds" for r in mine)
+                      == len(cells) and v not in appearing]
+        nowhere = [v for v in variants if sum(r["variant"] == v for r in mine) > 1
+                   and not any(r["variant"] == v and r["verdict"] == "holds" for r in mine)]
+        judgeable = [s for s in statements if s["claim"] == claim and s["appears"] is not None]
+        parts = []
+        if appearing:
+            they = "it holds" if len(appearing) == 1 else "they hold"
+            parts.append(f"the paper's divergence appears for {_names(appearing)} on {_names(tasks)}: "
+                         f"{they} on the strongly aligned model and not on the weakly aligned one")
+        elif judgeable:
+            parts.append("the paper's divergence does not appear for any variant")
+        elif pairs:
+            parts.append("the paper's divergence cannot be judged (no variant has runs on both the strong and the "
+                         "weak model)")
+        if everywhere:
+            parts.append(f"{_names(everywhere)} hold{'s' if len(everywhere) == 1 else ''} on every model, strong or "
+                         "weak")
+        if nowhere:
+            parts.append(f"{_names(nowhere)} hold{'s' if len(nowhere) == 1 else ''} on no model")
+        if parts:
+            sentence = "; ".join(parts)
+            out.append(f"**{claim}**: {sentence[0].upper() + sentence[1:]}.")
+    harmful = [r for r in judged if not math.isnan(r["gain_high"]) and r["gain_high"] < 0]
+    if harmful:
+        by_variant: dict[str, list[dict]] = {}
+        for r in harmful:
+            by_variant.setdefault(r["variant"], []).append(r)
+        worst = sorted(by_variant.items(), key=lambda item: min(r["gain"] for r in item[1]))
+        named = [f"{v} on {len(rs)} cell{'s' if len(rs) > 1 else ''} ({_span(rs)})" for v, rs in worst[:3]]
+        more = f", and {len(worst) - 3} more variant(s)" if len(worst) > 3 else ""
+        out.append("**Harm** (the whole interval below zero): " + "; ".join(named) + more
+                   + " lower held-out accuracy below the base model's.")
+    missing = [r for r in table.to_dict("records") if r["verdict"] == "missing"]
+    if missing:
+        out.append(f"**Not judged**: {len(missing)} (model, task, variant) combination(s) the grid asked for have no "
+                   "finished run (listed in the appendix); they are shown as missing, never as zero.")
+    return out[:6]
 
 
-def _paper_section(paper: dict[str, Any], rows: list[dict[str, Any]], fraction: float) -> Section:
-    cells = "; ".join(f"{c['model']} on {c['task']} ({c['alignment']})" for c in paper["cells"])
-    text = (f"The paper's reported numbers ({paper.get('source')}; **{paper.get('reliability')}**) next to this "
-            f"study's. They are **different models and tasks**: the paper's cells are {cells}; ours are the strong "
-            "and weak models of each task family. So the "
-            "comparison is of shape: each variant's gain as a fraction of ground-truth RL's gain in the same cell "
-            f"(— where ground truth did not gain or was not reported), with accuracy before → after in percent. "
-            f"The paper gives no seeds, so its cells get no verdict; the dashed line is the rule's bar "
-            f"({fraction:.0%}).")
-    return Section("paper", "Compared with the paper", text,
-                   [("table", comparison_table(rows)), ("figure", ("paper_comparison", paper_figure(rows, fraction)))])
+def headline(rep: Report) -> str:
+    """One line: the rule's bar, the seeds behind every verdict, the code that trained the runs, and when."""
+    seeds = rep.data["seeds"]
+    seeds_text = ("no seeds yet" if not seeds else f"{seeds[0]} training seed{'s' if seeds[0] != 1 else ''} per cell"
+                  if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]} training seeds per cell")
+    versions = rep.data["code_versions"]
+    code = ", ".join(f"`{v}`" for v in versions) or "—"
+    manifest = rep.study.manifest or {}
+    when = manifest.get("updated") or manifest.get("started") or "not recorded (no manifest)"
+    judged = rep.data.get("multiplicity") or {}
+    chance = (f" {judged['judged']} verdicts were judged, so about {judged['expected_chance_misses']:.1f} of their "
+              f"95% intervals would miss by chance; no multiplicity correction is applied (see the rule)."
+              if judged.get("judged") else "")
+    return (f"Gains are in held-out accuracy, after minus before RL, with 95% t-intervals over {seeds_text}; a "
+            f"variant holds when its gain and its paired margin over {rep.fraction:.0%} of ground-truth RL's gain on "
+            f"the same seed are both above 0, and is within noise when the margin's interval contains 0 "
+            f"(`mtalign/verdicts.py`).{chance} Runs trained by code {code}; study last updated {when}; report "
+            f"built by code `{runinfo.code_version()}` on {runinfo.now()[:10]}.")
 
 
-def _contamination_section(study: Study) -> Section:
-    text = ("05_contamination's partial-prompt test: **Red** possibly contaminated, **Green** clean and strong, "
-            "**Gray** clean and weak. In the toy world contamination is a recipe knob, so `test_correct` checks the "
-            "test against the truth.")
-    table = contamination_table(study)
-    if table.frame.empty:
-        text += "\n\nNo contamination test found (05_contamination has not run in this study)."
-        return Section("contamination", "Contamination", text)
-    return Section("contamination", "Contamination", text, [("table", table)])
+def appendix(rep: Report) -> pd.DataFrame:
+    """Counts and paths: what the report read, and what it left out."""
+    study, m = rep.study, rep.study.manifest
+    rows = [("study folder", str(study.dir)),
+            ("manifest", "absent: not the output of `mtalign study`, so cells that never ran cannot be listed"
+             if m is None else f"grid {m.get('grid_file')}; started {m.get('started')}, updated {m.get('updated')}"),
+            ("cells", "—" if m is None else ", ".join(f"{n} {s}" for s, n in (m.get("counts") or {}).items())),
+            ("RL runs read", f"{len(study.summaries)} (preset "
+                             f"{', '.join(sorted({str(s.get('preset')) for s in study.summaries})) or '—'})"),
+            ("runs in the store not asked for by this grid (left out)", str(len(study.unused_runs))),
+            ("alignment measurements", str(len(study.alignment))),
+            ("contamination test files", str(len({r['source'] for r in study.contamination}))),
+            ("paper's numbers", f"params/paper_numbers.yaml ({rep.paper.get('reliability')})")]
+    rows += [("warning", w) for w in study.warnings]
+    return pd.DataFrame(rows, columns=["what", "value"])
 
 
-def _sources_section(study: Study) -> Section:
-    text = ("Everything above was read from these files (no notebook was read): `manifest.json`"
-            f"{'' if study.manifest else ' (absent)'}; `runs/*/summary.json` and `metrics.jsonl` of "
-            f"{len(study.summaries)} run(s); {len(study.alignment)} alignment JSON(s); "
-            f"{len({r['source'] for r in study.contamination})} contamination metrics file(s); "
-            f"`params/paper_numbers.yaml`. Report code version {runinfo.code_version()}.")
-    return Section("sources", "Sources", text)
+def divergence_table(rep: Report) -> pd.DataFrame:
+    return pd.DataFrame([{"claim": s["claim"], "task": s["task"], "strong": s["strong"], "weak": s["weak"],
+                          "divergence": {True: "appears", False: "does not appear", None: "not judged"}[s["appears"]],
+                          "for": ", ".join(s["variants"]) or "—"} for s in rep.divergence],
+                        columns=["claim", "task", "strong", "weak", "divergence", "for"])
 
 
-# -- rendering ---------------------------------------------------------------------------------------------
+def styled(frame: pd.DataFrame):
+    """A table whose cells start with a verdict word get that verdict's colour (the matrix's palette)."""
+    words = sorted(plots.VERDICT_COLOURS, key=len, reverse=True)
+
+    def colour(value: Any) -> str:
+        text = str(value)
+        word = next((w for w in words if text.startswith(w)), None)
+        return f"background-color: {plots.verdict_colour(word)}; color: #000" if word else ""
+
+    return frame.style.map(colour).hide(axis="index")
+
+
+# -- writing: figures, metrics.json, and the report page (the executed notebook) ---------------------------
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return _json_safe(frame.to_dict("records"))
 
@@ -1027,138 +990,89 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def _empty(fig: go.Figure, title: str, message: str) -> go.Figure:
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 16, "color": "#777"})
-    fig.update_layout(title=title, template="plotly_white", height=300,
-                      xaxis={"visible": False}, yaxis={"visible": False})
-    return fig
-
-
-def markdown(text: str) -> str:
-    """The little markdown the report's text uses (paragraphs, `- ` lists, **bold**, `code`) as escaped HTML."""
-    out = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        lines = block.splitlines()
-        if all(line.startswith("- ") for line in lines):
-            out.append("<ul>" + "".join(f"<li>{_inline(line[2:])}</li>" for line in lines) + "</ul>")
-        else:
-            head = [line for line in lines if not line.startswith("- ")]
-            items = [line for line in lines if line.startswith("- ")]
-            out.append(f"<p>{_inline(' '.join(head))}</p>")
-            if items:
-                out.append("<ul>" + "".join(f"<li>{_inline(line[2:])}</li>" for line in items) + "</ul>")
-    return "\n".join(out)
-
-
-def _inline(text: str) -> str:
-    text = html.escape(text, quote=False)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-
-
-def table_html(table: Table) -> str:
-    if table.frame.empty:
-        return "<p class='empty'>(empty)</p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.frame.columns)
-    body = []
-    for i, row in enumerate(table.frame.itertuples(index=False)):
-        cells = []
-        for j, value in enumerate(row):
-            cls = table.classes.iat[i, j] if table.classes is not None else ""
-            cells.append(f"<td class='{cls}'>{html.escape(str(value))}</td>" if cls else
-                         f"<td>{html.escape(str(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-STYLE = """
-body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1240px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #333; } h2 { margin-top: 2.2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-code { background: #f4f4f4; padding: 0 3px; }
-.v-holds { background: #c7e9c0; } .v-fails { background: #fcbba1; } .v-inconclusive { background: #fdf0c2; }
-.v-missing { background: #eeeeee; font-style: italic; } .v-no-baseline { background: #e5dcf0; }
-.c-Red { background: #fcbba1; } .c-Green { background: #c7e9c0; } .c-Gray { background: #d9d9d9; }
-.figure { margin: 1em 0; overflow-x: auto; } nav a { margin-right: 1em; }
-.statement { margin: 0.6em 0; padding: 0.4em 0.8em; border-left: 4px solid #999; background: #fafafa; }
-"""
-
-
-def to_html(report: Report) -> str:
-    """One self-contained page: plotly.js inlined once in the head, every figure a div drawn by it."""
-    import plotly.io as pio
-    from plotly.offline import get_plotlyjs
-
-    parts = [f"<h1>{html.escape(report.title)}</h1>",
-             "<nav>" + "".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in report.sections) + "</nav>"]
-    for s in report.sections:
-        parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2>{markdown(s.text)}")
-        for kind, value in s.blocks:
-            if kind == "text":
-                parts.append(f"<div class='statement'>{markdown(value)}</div>")
-            elif kind == "table":
-                parts.append(table_html(value))
-            else:
-                name, fig = value
-                parts.append("<div class='figure'>" + pio.to_html(fig, full_html=False, include_plotlyjs=False,
-                                                                   div_id=f"fig-{name}", config=CONFIG) + "</div>")
-        parts.append("</section>")
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(report.title)}</title><style>{STYLE}</style>"
-            f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
-
-
-def write(report: Report, study_dir: Path | str | None = None, run_dir: Path | str | None = None) -> dict[str, Path]:
-    """Write `<study>/report.html`, `<study>/figures/<name>.html` and, when given, `<run_dir>/metrics.json`.
-
-    Figures written by an earlier report (listed in figures/index.json) that this one no longer has are removed,
-    so the folder always matches the report.
-    """
-    study = Path(study_dir or report.study_dir)
-    study.mkdir(parents=True, exist_ok=True)
-    target = study / REPORT_FILE
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(to_html(report), encoding="utf-8")
-    os.replace(tmp, target)
+def write(rep: Report, study_dir: Path | str | None = None, run_dir: Path | str | None = None) -> dict[str, Path]:
+    """Write `<study>/figures/<name>.html` (one page per figure, sharing one plotly.min.js) and, when given,
+    `<run_dir>/metrics.json`. Figures of an earlier report (figures/index.json) that this one lacks are removed.
+    The report page itself is the executed notebook, exported by `export_html` once it has run."""
+    study = Path(study_dir or rep.study.dir)
     folder = study / FIGURES_DIR
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     index = folder / "index.json"
     before = set(runinfo.read_json(index).get("figures", [])) if index.exists() else set()
     written = []
-    for name, fig in report.figures().items():
-        path = folder / f"{name}.html"
-        part = folder / f".{name}.html.tmp"
+    for name, fig in rep.figures.items():
         # "directory": each figure loads the plotly.min.js written once beside it (not 4.8 MB inlined per figure)
-        fig.write_html(part, include_plotlyjs="directory", full_html=True, config=CONFIG)
-        os.replace(part, path)
-        written.append(path.name)
+        plots.write_figure(fig, folder / f"{name}.html", include_plotlyjs="directory")
+        written.append(f"{name}.html")
     for stale in before - set(written):
         (folder / stale).unlink(missing_ok=True)
     runinfo.write_json(index, {"report": REPORT_FILE, "figures": written, "written": runinfo.now()})
-    out = {"report": target, "figures": folder}
+    out = {"figures": folder}
     if run_dir is not None:
         out["metrics"] = runinfo.write_json(Path(run_dir) / "metrics.json", {
-            "notebook": "99_report", **_json_safe(report.data), **runinfo.environment()})
+            "notebook": "99_report", **_json_safe(rep.data), **runinfo.environment()})
     return out
 
 
-def show(section: Section) -> None:
-    """Display a section in a notebook: its text, tables and figures, as in the HTML."""
-    from IPython.display import HTML, Markdown, display
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# nbconvert's lab template, less what it fetches from a CDN (require.js, MathJax, mermaid): the report needs none of
+# them and must open offline.
+PAGE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+PAGE_STYLE = """<style>
+.jp-Notebook { max-width: 1240px; margin: 0 auto; } body { font-size: 15px; }
+.jp-RenderedHTMLCommon table { font-size: 13px; } .plotly-graph-div { width: 100%; }
+</style>"""
 
-    display(Markdown(f"### {section.title}\n\n{section.text}"))
-    for kind, value in section.blocks:
-        if kind == "text":
-            display(Markdown(value))
-        elif kind == "table":
-            display(HTML(f"<style>{STYLE}</style>" + table_html(value)))
-        else:
-            value[1].show()
+
+def export_html(notebook: Path | str, target: Path | str) -> Path:
+    """The executed report notebook as one self-contained page: nbconvert's lab template without input cells or
+    prompts; each plotly output drawn by plotly.js inlined once in the page (no CDN: the page opens offline)."""
+    import nbformat
+    import plotly.io as pio
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    from plotly.offline import get_plotlyjs
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    # Code cells that show nothing (parameters, imports) would leave empty gaps once their input is hidden.
+    nb.cells = [c for c in nb.cells if c.cell_type != "code" or c.get("outputs")]
+    count = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data") or {}
+            if PLOTLY_MIME in data:
+                fig = go.Figure(data[PLOTLY_MIME])
+                count += 1
+                name = (output.get("metadata") or {}).get("figure") or f"figure-{count}"
+                output["data"] = {"text/html": pio.to_html(fig, full_html=False, include_plotlyjs=False,
+                                                           config=plots.CONFIG, default_width="100%",
+                                                           div_id=f"fig-{name}")}
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"mtalign_report.html.j2": PAGE_TEMPLATE})],
+                            template_file="mtalign_report.html.j2", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    head = f"<script type=\"text/javascript\">{get_plotlyjs()}</script>{PAGE_STYLE}"
+    body = body.replace("</head>", head + "</head>", 1)
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def show(fig: go.Figure, name: str) -> None:
+    """Display a figure in the notebook, tagged with its name (the exported page gives its div the id fig-<name>)."""
+    import json
+
+    import plotly.io as pio
+    from IPython.display import display
+
+    bundle = {**json.loads(pio.to_json(fig)), "config": plots.CONFIG}
+    display({PLOTLY_MIME: bundle, "text/plain": f"<figure {name}>"}, raw=True, metadata={"figure": name})
 
 
 # -- command line ------------------------------------------------------------------------------------------

@@ -12,22 +12,13 @@
 # ---
 
 # %% [markdown]
-# # 99 · The study's report
+# # Mirage or method? What the toy study finds
 #
-# **What this shows.** For every claim the study tests (RQ1 reward signal, RQ2 one-shot, RQ3 sample polarity), whether
-# each variant holds, fails or is inconclusive in each (model, task) cell, by one rule stated below
-# (`mtalign/verdicts.py`); whether the paper's divergence appears (the variant helps the strongly aligned model and not
-# the weakly aligned one, while ground-truth RL helps both); and the numbers behind it, next to the paper's.
-#
-# **Reads only files** the study wrote: `manifest.json` (cells, status, errors), the RL runs' `summary.json` and
-# `metrics.jsonl`, 01_alignment's cell JSONs and 05_contamination's `metrics.json` (`mtalign/report.py`). A cell that
-# failed or never ran shows as missing, never as zero. It writes `<study_dir>/report.html` (self-contained, opens
-# offline), one HTML file per figure under `<study_dir>/figures/`, and `<run_dir>/metrics.json`.
-#
-# **Parameters.** Scientific: `fraction` (the share of ground-truth RL's gain a variant must reach; the rule's
-# default). Fixed: everything else. The defaults read `outputs/` (or `$MTALIGN_OUTPUTS`), the folder `mtalign study`
-# writes; on a fresh clone it holds no study, and the report says so and renders its empty structure in seconds.
-# The runner (`mtalign study`, `mtalign report --out DIR`) injects `study_dir` and `run_dir`.
+# For each surprising RL claim the study tests (RQ1: the reward need not be right; RQ2: one example is enough;
+# RQ3: negative samples alone suffice), does it hold on a model already **strongly aligned** with its task, on a
+# **weakly aligned** one, or on neither? The paper's answer is that these claims hold only under strong alignment,
+# while RL with the true reward works everywhere. Each coloured cell below is one claim's variant on one (model, task)
+# cell, judged against the base model and against ground-truth RL by one rule across training seeds.
 
 # %% tags=["parameters"]
 study_dir: str = ""  # the study's output folder (empty: outputs/, or $MTALIGN_OUTPUTS)
@@ -39,64 +30,129 @@ weak: str = ""  # weakly aligned model per task (empty: toy `*-weak`, else lowes
 # %%
 from pathlib import Path
 
+from IPython.display import Markdown, display
+
 from mtalign import parameters, paths, report
 
 parameters.parse(globals())  # typed parameters given as text (papermill -p) are converted
 study_dir = Path(study_dir) if study_dir else paths.outputs()
 run_dir = Path(run_dir) if run_dir else study_dir / "99_report"
-study = report.load_study(study_dir)
-rep = report.build(study, fraction=fraction, strong=strong, weak=weak)
-report.show(rep.section("overview"))
+rep = report.build(report.load_study(study_dir), fraction=fraction, strong=strong, weak=weak)
+report.show(rep.figures["verdict_matrix"], "verdict_matrix")
+for name, fig in rep.figures.items():  # every other evaluation task is judged too, in a matrix of its own
+    if name.startswith("verdict_matrix__"):
+        report.show(fig, name)
 
 # %% [markdown]
-# ## The rule
-# Stated once in `mtalign/verdicts.py` and applied to every cell; nothing in this notebook judges on its own.
+# **How to read a cell.** *holds*: the variant's gain is above zero and at least the bar (a share of ground-truth
+# RL's gain in the same cell). The other words say which way it falls short: a gain that is real but under the bar,
+# a result the seeds cannot tell from zero, or no gain at all (or harm). *missing*: the grid asked for the run and it
+# did not finish (see the appendix); never read it as zero. The number is the mean gain in held-out accuracy; hover a
+# cell for its interval, the accuracies before and after, and the bar.
+#
+# ## What the study finds
 
 # %%
-report.show(rep.section("rule"))
+display(Markdown("\n".join(f"- {line}" for line in rep.findings) + "\n\n" + report.headline(rep)))
 
 # %% [markdown]
-# ## Alignment
-# The x-axis of everything that follows: how well each base model already does its task before RL.
+# ## The paper's divergence, claim by claim
+# The divergence is a variant that holds on the strongly aligned model and not on the weakly aligned one, in a task
+# where ground-truth RL holds on both (`mtalign.verdicts.divergence`).
 
 # %%
-report.show(rep.section("alignment"))
+report.styled(report.divergence_table(rep))
 
 # %% [markdown]
-# ## Verdicts and the divergence
-# Green holds, red fails, amber inconclusive, grey missing. The statements below the matrix answer the study's
-# question per claim: the paper's divergence is a green cell on the strong model above a red one on the weak model, in
-# a task where ground-truth RL is green on both.
+# ## The evidence, claim by claim
+# For each claim: a **forest plot** of the gain in every cell (the diamond is the mean over seeds, coloured by its
+# verdict, with its 95% interval; grey dots are the individual seeds; the solid line is no change and the dashed line
+# is the bar, the chosen share of ground-truth RL's gain in that cell), then **held-out accuracy during training**
+# (mean over seeds, band: their range), **pass@k after RL** against the base model's (the sample-polarity argument
+# is about large k: a variant that only sharpens the model lifts pass@1 and lowers pass@64), and the **training
+# curves** that separate the mechanisms.
+#
+# ### RQ1 · does RL need the right reward?
+# Format-only, random and incorrect rewards (Spurious Rewards), majority vote over the model's own answers (TTRL),
+# entropy minimisation. Watch the ground-truth accuracy of the rollouts: a spurious reward that sharpens the policy
+# toward wrong answers shows rising reward with flat or falling accuracy. Majority vote can only be as good as its
+# pseudo-labels (their accuracy is drawn). The clip fraction tests the clipping-bias explanation of spurious-reward
+# gains: if it stays at 0, the clip never binds and that mechanism cannot act.
 
 # %%
-report.show(rep.section("verdicts"))
-
-# %%
-report.show(rep.section("divergence"))
+for name, fig in rep.claim_figures("RQ1 reward signal").items():
+    report.show(fig, name)
 
 # %% [markdown]
-# ## Effects, accuracies and training curves
-# The numbers behind each verdict. In the training curves, a spurious reward that sharpens the policy toward wrong
-# answers shows as rising reward with flat or falling ground-truth accuracy; zero-variance groups near 1 mean
-# group-normalised RL has almost no signal.
+# ### RQ2 · is one example enough?
+# One-shot RL trains on a single example (chosen by the historical variance of its accuracy) replicated to fill each
+# batch; its control picks the example at random. Its rollout accuracy is measured **on the training example**, so
+# it says that the model learned that example, not that it generalises: held-out accuracy does.
 
 # %%
-report.show(rep.section("effects"))
-report.show(rep.section("before_after"))
-
-# %%
-report.show(rep.section("curves"))
+for name, fig in rep.claim_figures("RQ2 one-shot").items():
+    report.show(fig, name)
 
 # %% [markdown]
-# ## The paper's numbers, and contamination
-# Different models and tasks than ours, so only the shape compares: each variant's gain as a share of ground truth's.
+# ### RQ3 · do negative samples alone suffice?
+# PSR learns only from correct rollouts, NSR only from incorrect ones, W-REINFORCE down-weights the positives. The
+# paper's argument for NSR is that it preserves diversity: its pass@k at large k should stay at or above the base
+# model's, where positive-only training narrows it.
 
 # %%
-report.show(rep.section("paper"))
-report.show(rep.section("contamination"))
-report.show(rep.section("sources"))
+for name, fig in rep.claim_figures("RQ3 sample polarity").items():
+    report.show(fig, name)
+
+# %% [markdown]
+# ## Alignment: the x-axis of the study
+# The unbiased pass@k of each base model on its task before any RL, with 95% bootstrap intervals over problems
+# (`01_alignment`). A strongly aligned model's curve starts high; a weakly aligned one starts low but may still find
+# a correct answer within many samples, which is what ground-truth RL needs to learn from.
+
+# %%
+for name, fig in rep.figures.items():
+    if name.startswith("passk__"):
+        report.show(fig, name)
+report.alignment_table(rep.study).drop(columns=["file"], errors="ignore").round(3)
+
+# %% [markdown]
+# ## Compared with the paper
+# The paper's numbers (a secondary, approximate source: `params/paper_numbers.yaml`) are for other models and tasks,
+# so only the shape compares: each variant's gain as a share of ground-truth RL's gain in the same cell, with accuracy
+# before → after in percent. The paper reports no seeds, so its cells get no verdict. Read the `caveat` column: the
+# paper's released math "incorrect" reward is its ground-truth reward, so that number is not the incorrect reward
+# ours is; Spurious Rewards' fixed wrong label is our `incorrect_source`.
+
+# %%
+report.show(rep.figures["paper_comparison"], "paper_comparison")
+report.styled(report.comparison_table(rep.comparison))
+
+# %% [markdown]
+# ## Contamination
+# `05_contamination`'s probes (partial prompt, accuracy and answer recall on seen versus fresh problems): **Red**
+# possibly contaminated, **Green** clean and strong, **Gray** clean and weak, **cannot tell** when no probe could
+# decide; `decided_by` names the probes that did. In the toy world contamination is a recipe knob, so `test_correct`
+# checks the verdict against the truth, and the second table validates each probe on its own.
+
+# %%
+report.contamination_table(rep.study)
+
+# %%
+report.contamination_validation(rep.study)
+
+# %% [markdown]
+# ## Appendix: every verdict, what was read, what is missing
+# The verdict matrix as text, with each interval; then the study's folder, counts and warnings, and the grid cells
+# that did not finish (with their errors).
+
+# %%
+report.styled(report.verdict_matrix_table(rep.table, rep.alignment))
+
+# %%
+display(report.appendix(rep).style.hide(axis="index"))
+report.missing_cells(rep.study)
 
 # %%
 written = report.write(rep, study_dir, run_dir)
-print(f"wrote {written['report']} ({written['report'].stat().st_size / 1e6:.1f} MB), "
-      f"{len(rep.figures())} figures in {written['figures']}, and {written['metrics']}")
+print(f"wrote {len(rep.figures)} figure pages to {written['figures']} and {written['metrics']}; "
+      f"`mtalign report` exports this notebook as {study_dir / report.REPORT_FILE}")
