@@ -1,13 +1,15 @@
-"""The stitched report of a study (issue 4): verdicts, divergence statements, figures and the paper's numbers.
+"""The data behind the study's report (issues 4, 9): verdicts, findings, per-seed gains, per-step curves, pass@k.
 
     mtalign report [--out DIR] [--params GRID.yaml]   # re-run notebooks/99_report.py on a study folder
 
 Everything here is built from the files a study leaves behind, never from a notebook: `<study>/manifest.json` (the
-grid's cells, their status and errors), `<study>/runs/*/summary.json` and `metrics.jsonl` (RL runs),
-the alignment cell JSONs that 01_alignment writes, 05_contamination's `metrics.json`, and params/paper_numbers.yaml.
-`build` turns them into a `Report` (sections of text, tables and plotly figures); the notebook shows its sections
-and `write` exports it: `<study>/report.html` (one self-contained file, plotly.js inlined once, opens offline) and one
-HTML file per figure under `<study>/figures/` (sharing a single `plotly.min.js` there, to keep the folder small).
+grid's cells, their status and errors), each run's `summary.json`, `metrics.jsonl`, `eval.jsonl`, `run.json` and
+`initial_passk.json`/`final_passk.json`, the alignment cell JSONs that 01_alignment writes, 05_contamination's
+`metrics.json`, and params/paper_numbers.yaml. `build` turns them into a `Report` of data frames, plotly figures
+(drawn by mtalign.plots) and a few sentences generated from the numbers (`findings`, `headline`); the prose is the
+99_report notebook's markdown. The report page `<study>/report.html` is that notebook executed and exported without
+its code (`export_html`, plotly.js inlined once, opens offline); `write` adds one HTML file per figure under
+`<study>/figures/` (sharing a single `plotly.min.js`) and the report's metrics.json.
 Verdicts come only from `mtalign.verdicts` (one rule, stated in the report).
 """
 
