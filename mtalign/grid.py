@@ -1158,6 +1158,45 @@ def dry_run(plan_: Plan, cells: list[Cell]) -> str:
     return "\n".join([head, *lines, *tail])
 
 
+# -- extra seeds where verdicts are within noise ------------------------------------------------------------------
+EXTRA_SEEDS = (3, 4)
+
+
+def extra_seed_cells(plan_: Plan, log=print) -> list[Cell]:
+    """`mtalign study --extra-seeds`: one rule, the same for every claim and variant. After the grid's own seeds, a
+    claim notebook's cells for a model get seeds EXTRA_SEEDS (all of that claim's variants, with ground truth) when
+    any verdict of that claim on that model's primary evaluation task is *within noise*, or ground truth's is (its
+    gain is every margin's bar). Verdicts are then recomputed over all seeds. Cells that already sweep those seeds
+    are left as they are. Read from the study's own run store (the grid's runs, as the report reads them)."""
+    from mtalign import report, verdicts
+
+    study = report.load_study(plan_.out)
+    rows = verdicts.cell_verdicts(study.summaries, bootstrap=False)
+    noisy = {(r["model"], r["claim"]) for r in rows if r["primary"] and r["verdict"] == verdicts.NOISE}
+    have = {c.name for c in plan_.cells}
+    out = []
+    for cell in plan_.cells:
+        claim = report.CLAIM_NOTEBOOKS.get(cell.notebook)
+        model = cell.overrides.get("model")
+        if claim is None or "seed" not in cell.point or not ((model, claim) in noisy or (model, "baseline") in noisy):
+            continue
+        for seed in EXTRA_SEEDS:
+            point = {**cell.point, "seed": seed}
+            name = cell_name(cell.notebook, point)
+            if name in have:
+                continue
+            have.add(name)
+            overrides = {**cell.overrides, "seed": seed}
+            out.append(replace(cell, name=name, point=point, overrides=overrides,
+                               parameters={**cell.parameters, "seed": seed, **(
+                                   {"run_dir": str(cell.dir.parent / name)} if "run_dir" in cell.parameters else {})},
+                               dir=cell.dir.parent / name))
+    log(f"extra seeds {', '.join(map(str, EXTRA_SEEDS))}: {len(out)} cell(s) for "
+        f"{len({(c.notebook, c.overrides.get('model')) for c in out})} (claim, model) pair(s) with a verdict within "
+        "noise" + (": " + ", ".join(sorted({f"{c.notebook} {c.overrides.get('model')}" for c in out})) if out else ""))
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=DEFAULT_GRID,
                         help="grid file (default params/grids/toy.yaml; also smoke, paper, lite)")
@@ -1171,6 +1210,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "job per cell (docs/cluster.md)")
     parser.add_argument("--notebooks", type=Path, default=paths.NOTEBOOKS, help="folder of NN_name.py notebooks")
     parser.add_argument("--no-report", action="store_true", help="do not run the report notebook afterwards")
+    parser.add_argument("--extra-seeds", action="store_true",
+                        help=f"after the grid, add seeds {', '.join(map(str, EXTRA_SEEDS))} to every claim cell whose "
+                             "model has a verdict within noise for that claim (or for ground truth), then report")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1178,7 +1220,16 @@ def run(args: argparse.Namespace) -> int:
     plan_ = plan(grid, args.out or paths.outputs(), args.notebooks)
     cells = select(plan_.cells, args.only)
     if args.dry_run:
+        if args.extra_seeds:  # from the runs finished so far
+            extra = extra_seed_cells(plan_)
+            plan_, cells = replace(plan_, cells=plan_.cells + extra), cells + extra
         print(dry_run(plan_, cells))
         return 0
-    outcome = run_study(plan_, cells, workers=args.workers, executor=args.executor, report=not args.no_report)
-    return outcome.exit_code
+    if not args.extra_seeds:
+        return run_study(plan_, cells, workers=args.workers, executor=args.executor,
+                         report=not args.no_report).exit_code
+    first = run_study(plan_, cells, workers=args.workers, executor=args.executor, report=False)
+    extra = extra_seed_cells(plan_)
+    outcome = run_study(replace(plan_, cells=plan_.cells + extra), cells + extra, workers=args.workers,
+                        executor=args.executor, report=not args.no_report)
+    return max(first.exit_code, outcome.exit_code)

@@ -392,6 +392,27 @@ def test_a_store_mixing_step_counts_or_semantics_is_never_pooled_and_is_named(tm
     assert "toy, 3 steps" in text and "toy, 30 steps" in text
 
 
+def test_extra_seeds_go_to_the_cells_whose_verdicts_are_within_noise(study_dir):
+    """`mtalign study --extra-seeds`: seeds 3 and 4 for every claim cell of a model with a verdict within noise on
+    that claim; here only incorrect on the strong model is, so only 02_reward_signal on it gets them, and the cells
+    are exactly those a grid sweeping seeds 0-4 would have made."""
+    import copy
+
+    plan_ = grid.plan(grid.parse_grid(GRID, "test grid"), study_dir)
+    noisy = report.verdict_table(report.load_study(study_dir))
+    assert list(zip(noisy[noisy["verdict"] == "within noise"]["model"],
+                    noisy[noisy["verdict"] == "within noise"]["variant"])) == [(STRONG, "incorrect")]
+    extra = grid.extra_seed_cells(plan_, log=lambda _: None)
+    wider = copy.deepcopy(GRID)
+    wider["notebooks"]["02_reward_signal"]["grid"]["seed"] = [0, 1, 2, *grid.EXTRA_SEEDS]
+    expected = {c.name: c for c in grid.plan(grid.parse_grid(wider, "test grid"), study_dir).cells
+                if c.overrides.get("model") == STRONG and c.overrides.get("seed") in grid.EXTRA_SEEDS}
+    assert sorted(c.name for c in extra) == sorted(expected)
+    for cell in extra:
+        want = expected[cell.name]
+        assert (cell.parameters, cell.dir, cell.overrides) == (want.parameters, want.dir, want.overrides)
+
+
 def test_paper_numbers_file_is_checked(tmp_path):
     bad = tmp_path / "paper.yaml"
     bad.write_text("cells:\n  - {model: M, task: T, alignment: strong, base: 1, after: {randm: 2}}\n")
