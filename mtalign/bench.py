@@ -167,13 +167,15 @@ def _print_sampling(f: dict[str, Any]) -> None:
 
 
 # -- the registry: name -> benchmark. `mtalign bench` alone runs DEFAULT with its default settings. ---------------
-from mtalign import bench_train  # noqa: E402  (standard library only at import time)
+from mtalign import bench_run, bench_train  # noqa: E402  (standard library only at import time)
 
 BENCHMARKS: dict[str, Benchmark] = {
     "sampling": Benchmark("sampling throughput: mtalign's batched sampler vs a naive one-at-a-time generate loop",
                           add_sampling_arguments, run_sampling),
     "train_step": Benchmark("seconds per training step: the study engine vs a plain TRL GRPOTrainer",
                             bench_train.add_arguments, bench_train.run),
+    "run": Benchmark("one RL run end to end: time, FLOPs and matmul floor per part; old vs new generation path",
+                     bench_run.add_arguments, bench_run.run),
 }
 DEFAULT = "sampling"
 

@@ -133,6 +133,9 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     v_cache = [torch.zeros_like(k) for k in k_cache]
     key_valid = attention_mask.bool()  # [rows, filled] real (non-padding) key positions
     key_valid = torch.cat([key_valid, torch.ones(batch, max_new_tokens, dtype=torch.bool, device=device)], dim=1)
+    # the decode steps' mask as SDPA adds it (0 or -inf; the same numbers as a boolean mask), one per row
+    key_bias = torch.zeros(batch, 1, 1, total, dtype=dtype, device=device).masked_fill(
+        ~key_valid[:, None, None, :], -float("inf"))
 
     def forward(x: torch.Tensor, start: int, length: int, mask: torch.Tensor, rows_cos, rows_sin) -> torch.Tensor:
         """Hidden states of `length` new positions starting at `start`, for the rows currently in the batch."""
@@ -140,10 +143,10 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
         for i, (ln1, wqkv, wo, ln2, wgu, wd) in enumerate(w.layers):
             h = w.rms(x, ln1)
             qkv = F.linear(h, wqkv).view(b, length, heads + 2 * kv_heads, head_dim).transpose(1, 2)
-            q, k, v = qkv.split([heads, kv_heads, kv_heads], dim=1)
+            qk, v = qkv.split([heads + kv_heads, kv_heads], dim=1)
             cos, sin = rows_cos[:, None], rows_sin[:, None]
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            qk = qk * cos + _rotate_half(qk) * sin  # queries and keys in one pass: the same elementwise operations
+            q, k = qk.split([heads, kv_heads], dim=1)
             k_cache[i][:, :, start:start + length] = k
             v_cache[i][:, :, start:start + length] = v
             keys, values = k_cache[i][:, :, :start + length], v_cache[i][:, :, :start + length]
@@ -169,15 +172,16 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
     chosen_lp = torch.zeros(batch, max_new_tokens, dtype=torch.float32, device=device) if logprobs else None
     rows = torch.arange(batch, device=device)  # original index of each row still in the compute batch
+    rows_bias, rows_cos, rows_sin = key_bias, cos_all, sin_all  # their rows of the per-row tables
     running = torch.ones(batch, dtype=torch.bool, device=device)  # per compute-batch row: not stopped yet
     steps = 0
     for step in range(max_new_tokens):
         logits = F.linear(hidden, w.lm_head).float()
         next_tokens = _choose(logits, batch, rows, temperature, top_p, top_k, do_sample)
-        tokens[rows[running], step] = next_tokens[running]
+        tokens[rows, step] = next_tokens.masked_fill(~running, pad_id)  # a stopped row's next token is padding
         if chosen_lp is not None:
             lp = torch.log_softmax(logits / max(temperature, 1e-6), dim=-1).gather(-1, next_tokens[:, None])[:, 0]
-            chosen_lp[rows[running], step] = lp[running]
+            chosen_lp[rows, step] = lp.masked_fill(~running, 0.0)
         steps = step + 1
         running = running & ~torch.isin(next_tokens, stop)
         n_running = int(running.sum())
@@ -186,13 +190,13 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
         if n_running < COMPACT_BELOW * len(rows):
             keep = running.nonzero()[:, 0]
             rows, next_tokens, running = rows[keep], next_tokens[keep], running[keep]
+            rows_bias, rows_cos, rows_sin = key_bias[rows], cos_all[rows], sin_all[rows]
             for i in range(len(k_cache)):
                 k_cache[i] = k_cache[i][keep]
                 v_cache[i] = v_cache[i][keep]
         position = prompt_len + step
-        mask = key_valid[rows, None, None, :position + 1]
-        hidden = forward(F.embedding(next_tokens[:, None], w.embed), position, 1, mask,
-                         cos_all[rows, position:position + 1], sin_all[rows, position:position + 1])[:, -1]
+        hidden = forward(F.embedding(next_tokens[:, None], w.embed), position, 1, rows_bias[..., :position + 1],
+                         rows_cos[:, position:position + 1], rows_sin[:, position:position + 1])[:, -1]
     return Decoded(tokens[:, :steps], chosen_lp[:, :steps] if chosen_lp is not None else None)
 
 

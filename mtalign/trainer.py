@@ -1,7 +1,8 @@
 """The study's RL engine: TRL's GRPOTrainer with every reward, advantage and DAPO trick of STUDY.md §3-4.
 
-TRL computes rollouts, the clipped token-mean loss and the optimiser step; this subclass changes three private hooks
-of trl==1.16.0 (pinned exactly in pyproject.toml; each override has a smoke test in tests/test_train.py):
+TRL computes rollouts, the clipped token-mean loss and the optimiser step; this subclass changes four private hooks
+of trl==1.16.0 (pinned exactly in pyproject.toml; each override has a smoke test in tests/test_train.py, the
+generation hook in tests/test_decode.py):
 
 - `_generate`: after TRL generates a batch, score it with `mtalign.rewards` on the *whole* batch gathered from every
   rank (a group can straddle ranks, and majority vote must see all of its votes), then apply DAPO dynamic sampling
@@ -12,6 +13,9 @@ of trl==1.16.0 (pinned exactly in pyproject.toml; each override has a smoke test
   computes its log-probabilities once, so dropped groups cost generation only.
 - `_calculate_rewards`: hand TRL the rewards computed above (already global, as TRL's own gather would make them).
 - `_generate_and_score_completions`: replace TRL's advantages by `mtalign.advantages` (grpo, psr, nsr, w_reinforce).
+- `_generate_single_turn`: sample rollouts with `mtalign.decode` instead of `model.generate` where it stands in
+  exactly (plain Llama models such as the toy world: the same tokens from the same random stream, in about 0.7 of
+  the time; `mtalign bench run`); anything else goes to TRL's own generation.
 
 One-shot EM (entropy_min, semantics source) has no reward: its advantages are zero and TRL's entropy term, with a
 negative coefficient, is the whole loss. Everything the study logs per step is collected here and written by

@@ -1,0 +1,320 @@
+"""Run benchmark: one RL run end to end, its time split into parts, each part's FLOPs against a matmul floor.
+
+    mtalign bench run [--model toy-chain_sum-strong] [--variant ground_truth] [--seed 0] [--no-compare]
+
+It trains one run exactly as `mtalign train` does (the frozen preset, one thread, a temporary output folder) and
+times, by wrapping the functions that do them: set-up (imports, model load, trainer construction and data), rollout
+generation, the policy's forward and backward passes, the optimiser, reward scoring, held-out evaluation, and the
+rest (TRL's bookkeeping, tokenisation, advantages, logging, files). Each part's FLOPs are counted from the tokens it
+processed (2 x matmul parameters per token forward, plus attention; backward twice the forward) and set against a
+single-thread matmul rate measured in the same process on the model's own weight shapes: the part's *floor* is the
+time those FLOPs take at that rate, and the run's fraction of the floor is the sum of the floors over the run's time.
+
+With comparison on (the default), every generation call also runs transformers' `generate` (the old path) on the
+same inputs and random state before the new decode loop, checks that both give the same tokens, and reports both
+times; the old path's time is left out of the run's parts and total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+def _now() -> float:
+    """CPU seconds of this process: on a shared machine a one-thread run's wall time counts the time other processes
+    held its core; its CPU time is what the run costs one core of its own (wall time is reported beside it)."""
+    return time.process_time()
+
+
+PARTS = ("set-up", "rollout generation", "policy forward/backward", "optimiser", "reward scoring",
+         "held-out evaluation", "rest")
+ADAMW_FLOPS_PER_PARAMETER = 12  # moments, bias correction, decay, update: elementwise work, not matmuls
+TARGETS = {"chain_sum": 30.0, "mini_sudoku": 45.0}  # issue 7: seconds per toy run on one core
+FLOOR_TARGET = 0.60
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="toy-chain_sum-strong",
+                        help="model short name (default: %(default)s; toy models are built on first use, minutes)")
+    parser.add_argument("--variant", default="ground_truth", help="variant to train (default: %(default)s)")
+    parser.add_argument("--preset", default="toy", help="frozen settings (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override the preset's steps (default: the preset's; fewer steps is not a toy run)")
+    parser.add_argument("--no-compare", dest="compare", action="store_false",
+                        help="skip timing transformers' generate beside the new decode loop")
+
+
+class _Clock:
+    """Seconds, calls and FLOPs per part, plus the old generation path's figures."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.flops: dict[str, float] = defaultdict(float)
+        self.tokens: dict[str, int] = defaultdict(int)
+        self.old = {"rollout": [0.0, 0.0, 0], "evaluation": [0.0, 0.0, 0]}  # old s, new s, calls
+        self.mismatches = 0
+        self.nested_old = 0.0  # old-path seconds so far (subtracted from the parts they ran inside)
+        self._inner: list[float] = []  # per open part: seconds of the parts timed inside it
+
+    @contextlib.contextmanager
+    def part(self, name: str):
+        """Time a part exclusively: parts timed inside it, and old-path generation, are not counted twice."""
+        started, nested = _now(), self.nested_old
+        self._inner.append(0.0)
+        try:
+            yield
+        finally:
+            inner = self._inner.pop()
+            elapsed = _now() - started - (self.nested_old - nested)
+            self.seconds[name] += elapsed - inner
+            if self._inner:
+                self._inner[-1] += elapsed
+
+
+class _Shapes:
+    """FLOP counts of the model's forward pass per token (its matmuls, and attention over the context)."""
+
+    def __init__(self, model):
+        import torch
+
+        config = model.config
+        self.layers, self.hidden = config.num_hidden_layers, config.hidden_size
+        self.matmul_params = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+        self.parameters = sum(p.numel() for p in model.parameters())
+        self.weights = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+    def forward(self, lengths, prefix=None) -> float:
+        """Forward FLOPs of sequences of `lengths` tokens (each token attends to those before it and itself);
+        `prefix`: tokens already in the cache before them (generation after the prompt)."""
+        prefix = prefix or [0] * len(lengths)
+        attention = sum(4 * self.layers * self.hidden * ((p + n) * (p + n + 1) - p * (p + 1)) / 2
+                        for n, p in zip(lengths, prefix))
+        return 2 * self.matmul_params * sum(lengths) + attention
+
+
+def matmul_rate(shapes: _Shapes, rows: int, seconds: float = 0.5) -> float:
+    """FLOP/s of one thread on `x @ W.T` for every weight shape of the model, `rows` rows at a time."""
+    import torch
+    import torch.nn.functional as F
+
+    weights = [torch.randn(out, inp) for out, inp in shapes.weights]
+    inputs = {inp: torch.randn(rows, inp) for _, inp in shapes.weights}
+    for w in weights:  # warm-up
+        F.linear(inputs[w.shape[1]], w)
+    flops, repeats, started = 0.0, 0, _now()
+    while _now() - started < seconds or repeats < 3:
+        for w in weights:
+            F.linear(inputs[w.shape[1]], w)
+            flops += 2 * rows * w.numel()
+        repeats += 1
+    return flops / (_now() - started)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    clock = _Clock()
+    wall_started, cpu_started = time.perf_counter(), _now()
+    with clock.part("set-up"):
+        import torch
+        import transformers  # noqa: F401
+        import trl  # noqa: F401
+        from accelerate import Accelerator
+        from transformers import TrainerCallback
+
+        from mtalign import models, sampling, train
+        from mtalign import trainer as engine
+    imports_s = clock.seconds["set-up"]
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    train.resolve(model=args.model, variant=args.variant, preset=args.preset, seed=args.seed)  # bad names: here
+    state: dict[str, Any] = {}
+    patches = []
+
+    def patch(owner, name, make):
+        original = getattr(owner, name)
+        patches.append((owner, name, original))
+        setattr(owner, name, make(original))
+
+    def timed_load(original):
+        def load(*a, **kw):
+            with clock.part("set-up"):
+                loaded = original(*a, **kw)
+            state["shapes"] = _Shapes(loaded.model)
+            return loaded
+        return load
+
+    def timed_rollouts(original):
+        def generate(self, prompt_ids, *rest, **kw):
+            if args.compare and self.fast_decode and self._fast_decode_ok(*rest[:2]):
+                rng = torch.random.get_rng_state()
+                self.fast_decode, started = False, _now()
+                try:
+                    old = original(self, prompt_ids, *rest, **kw)
+                finally:
+                    self.fast_decode = True
+                old_s = _now() - started
+                clock.nested_old += old_s
+                torch.random.set_rng_state(rng)
+            else:
+                old, old_s = None, None
+            started = _now()
+            with clock.part("rollout generation"):
+                result = original(self, prompt_ids, *rest, **kw)
+            if old is not None:
+                clock.old["rollout"][0] += old_s
+                clock.old["rollout"][1] += _now() - started
+                clock.old["rollout"][2] += 1
+                clock.mismatches += old[0] != result[0]
+            lengths = [len(c) for c in result[0]]
+            clock.tokens["rollout generation"] += sum(lengths)
+            clock.flops["rollout generation"] += state["shapes"].forward([len(p) for p in prompt_ids]) + \
+                state["shapes"].forward(lengths, prefix=[len(p) for p in prompt_ids])
+            return result
+        return generate
+
+    def timed_eval_sampling(original):
+        def sample(self, enc, params):
+            if args.compare and self.decoder == "mtalign":
+                rng = torch.random.get_rng_state()
+                self.decoder, started = "generate", _now()
+                try:
+                    old = original(self, enc, params)
+                finally:
+                    self.decoder = "mtalign"
+                old_s = _now() - started
+                clock.nested_old += old_s
+                torch.random.set_rng_state(rng)
+            else:
+                old, old_s = None, None
+            started = _now()
+            new, logprobs = original(self, enc, params)
+            if old is not None:
+                clock.old["evaluation"][0] += old_s
+                clock.old["evaluation"][1] += _now() - started
+                clock.old["evaluation"][2] += 1
+                clock.mismatches += not torch.equal(old[0], new)
+            prompt = enc.attention_mask.sum(-1).tolist()
+            lengths = [sampling._length(row, self.eos_ids, self.tokenizer.pad_token_id) for row in new.tolist()]
+            clock.tokens["held-out evaluation"] += sum(lengths)
+            clock.flops["held-out evaluation"] += state["shapes"].forward(prompt) + \
+                state["shapes"].forward(lengths, prefix=prompt)
+            return new, logprobs
+        return sample
+
+    def timed(part, original):
+        def wrapper(*a, **kw):
+            with clock.part(part):
+                return original(*a, **kw)
+        return wrapper
+
+    def timed_loss(original):
+        def compute_loss(self, model, inputs, *a, **kw):
+            with clock.part("policy forward/backward"):
+                result = original(self, model, inputs, *a, **kw)
+            prompt = inputs["prompt_mask"].sum(-1).tolist()
+            completion = inputs["completion_mask"].sum(-1).tolist()
+            # forward now, backward (twice the forward's FLOPs) in Accelerator.backward
+            clock.flops["policy forward/backward"] += 3 * state["shapes"].forward(
+                [p + c for p, c in zip(prompt, completion)])
+            clock.tokens["policy forward/backward"] += int(sum(prompt) + sum(completion))
+            return result
+        return compute_loss
+
+    class OptimiserClock(TrainerCallback):
+        def on_pre_optimizer_step(self, *a, **kw):
+            state["optimiser"] = _now()
+
+        def on_optimizer_step(self, *a, **kw):
+            clock.seconds["optimiser"] += _now() - state.pop("optimiser")
+            clock.flops["optimiser"] += ADAMW_FLOPS_PER_PARAMETER * state["shapes"].parameters
+
+    patch(models, "load", timed_load)
+    patch(train, "build", lambda original: timed("set-up", original))
+    patch(engine.StudyGRPOTrainer, "_generate_single_turn", timed_rollouts)
+    patch(sampling.TransformersSampler, "_sample", timed_eval_sampling)
+    patch(engine, "score_rows", lambda original: timed("reward scoring", original))
+    patch(train, "heldout", lambda original: timed("held-out evaluation", original))
+    patch(engine.StudyGRPOTrainer, "compute_loss", timed_loss)
+    patch(Accelerator, "backward", lambda original: timed("policy forward/backward", original))
+    try:
+        with tempfile.TemporaryDirectory(prefix="mtalign-bench-run-") as tmp:
+            summary = train.train(model=args.model, variant=args.variant, preset=args.preset, seed=args.seed,
+                                  steps=args.steps, out=Path(tmp) / "run", callbacks=[OptimiserClock()],
+                                  log=lambda _: None)
+    finally:
+        for owner, name, original in reversed(patches):
+            setattr(owner, name, original)
+    total = _now() - cpu_started - clock.nested_old
+    wall = time.perf_counter() - wall_started
+    clock.seconds["rest"] = total - sum(clock.seconds[p] for p in PARTS if p != "rest")
+
+    shapes = state["shapes"]
+    rates = {"decode": matmul_rate(shapes, rows=128), "training": matmul_rate(shapes, rows=4096)}
+    rate_of = {"rollout generation": rates["decode"], "held-out evaluation": rates["decode"],
+               "policy forward/backward": rates["training"]}
+    parts = {}
+    for p in PARTS:
+        flops = clock.flops.get(p, 0.0)
+        floor = flops / rate_of[p] if p in rate_of else 0.0
+        parts[p] = {"seconds": clock.seconds[p], "share": clock.seconds[p] / total, "gflop": flops / 1e9,
+                    "gflop_per_s": flops / 1e9 / clock.seconds[p] if flops and clock.seconds[p] else None,
+                    "floor_seconds": floor, "tokens": clock.tokens.get(p)}
+    floor_total = sum(v["floor_seconds"] for v in parts.values())
+    old = {kind: {"old_seconds": o, "new_seconds": n, "calls": c, "speedup": o / n if n else None}
+           for kind, (o, n, c) in clock.old.items() if c}
+    figures = {
+        "model": args.model, "task": summary["task"], "variant": args.variant, "seed": args.seed,
+        "preset": args.preset, "steps": summary["steps"], "threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu", "total_seconds": total, "wall_seconds": wall,
+        "imports_seconds": imports_s, "parts": parts, "matmul_gflop_per_s": {k: v / 1e9 for k, v in rates.items()},
+        "floor_seconds": floor_total, "floor_fraction": floor_total / total, "generation_paths": old,
+        "token_mismatches": clock.mismatches if old else None,
+        "dominant": max((p for p in PARTS if p != "rest"), key=lambda p: parts[p]["seconds"]),
+        "gain": summary["gain"], "target_seconds": TARGETS.get(summary["task"]), "floor_target": FLOOR_TARGET,
+    }
+    _print(figures)
+    return figures
+
+
+def _print(f: dict[str, Any]) -> None:
+    print(f"run benchmark: {f['model']} on {f['task']}, {f['variant']} seed {f['seed']}, {f['preset']} preset "
+          f"({f['steps']} steps), {f['threads']} thread(s), {f['device']}; held-out gain {f['gain']:+.3f}")
+    rates = f["matmul_gflop_per_s"]
+    print(f"matmul rate, this process, one thread, the model's weight shapes: {rates['decode']:.1f} GFLOP/s at "
+          f"128 rows (generation), {rates['training']:.1f} GFLOP/s at 4096 rows (training)")
+    print(f"seconds are CPU seconds of this process (one thread: the cost on a core of its own); wall time "
+          f"{f['wall_seconds']:.1f}s" + (" including the old path's generation" if f["generation_paths"] else ""))
+    print(f"{'part':<24} {'seconds':>8} {'share':>6} {'GFLOP':>7} {'GFLOP/s':>8} {'floor s':>8} {'of floor':>8}")
+    for name, p in f["parts"].items():
+        rate = f"{p['gflop_per_s']:.1f}" if p["gflop_per_s"] else "-"
+        frac = f"{p['floor_seconds'] / p['seconds']:.0%}" if p["floor_seconds"] and p["seconds"] else "-"
+        note = f"  ({f['imports_seconds']:.1f}s imports)" if name == "set-up" else ""
+        print(f"{name:<24} {p['seconds']:>8.2f} {p['share']:>6.0%} {p['gflop']:>7.1f} {rate:>8} "
+              f"{p['floor_seconds']:>8.2f} {frac:>8}{note}")
+    print(f"{'total':<24} {f['total_seconds']:>8.2f} {'100%':>6} "
+          f"{sum(p['gflop'] for p in f['parts'].values()):>7.1f} {'':>8} {f['floor_seconds']:>8.2f} "
+          f"{f['floor_fraction']:>8.0%}")
+    for kind, g in f["generation_paths"].items():
+        print(f"{kind} generation, same inputs and random state: transformers generate {g['old_seconds']:.2f}s, "
+              f"mtalign decode {g['new_seconds']:.2f}s ({g['speedup']:.1f}x, {g['calls']} calls)")
+    if f["generation_paths"]:
+        print(f"tokens differing between the two paths: {f['token_mismatches']} of "
+              f"{sum(g['calls'] for g in f['generation_paths'].values())} calls")
+    print(f"dominant part: {f['dominant']}")
+    if f["target_seconds"]:
+        met = "met" if f["total_seconds"] <= f["target_seconds"] else "NOT met"
+        print(f"target: a {f['task']} run <= {f['target_seconds']:.0f}s on one core ({met}); run at >= "
+              f"{f['floor_target']:.0%} of its matmul floor ({'met' if f['floor_fraction'] >= f['floor_target'] else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m mtalign.bench_run", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args())
