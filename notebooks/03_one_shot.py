@@ -19,8 +19,10 @@
 # the variance of its training accuracy across epochs of a full-data run; a random example is the control. The
 # paper's finding: it works under strong alignment only (STUDY.md §3, RQ2).
 #
-# **This notebook** trains the full-data baseline (which also writes the per-example accuracy log the selection
-# reads), the selected example and a random one, on one (model, seed) cell, then looks at generalisation within and
+# **This notebook** trains the full-data baseline, the ranking step (a ground-truth run on the preset's
+# `ranking_problems` for `ranking_epochs`, whose per-example accuracy log the selection reads; on the toy preset it is
+# the baseline itself), the selected example and a random one from the same ranked pool, on one (model, seed) cell,
+# then looks at generalisation within and
 # across the task's sub-types (chain_sum: number of terms; mini_sudoku: number of blanks).
 #
 # **Parameters.** Scientific: `model` and `variants` (the data). Nuisance: `seed`. Fixed: `preset`.
@@ -60,7 +62,8 @@ started = runinfo.now()
 
 # %% [markdown]
 # ## Train
-# Full data first (its `example_accuracy.jsonl` is the history the selection reads), then one example.
+# Full data first, then the ranking step (its `example_accuracy.jsonl` is the history the selection reads), then one
+# example.
 
 # %%
 summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
