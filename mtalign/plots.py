@@ -49,10 +49,12 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 def responsive(fig: go.Figure, height: int | None = None, legend: bool = True) -> go.Figure:
     """The layout every figure shares: fills its container, legend in rows below the plot, readable fonts."""
+    # The legend sits at the very bottom of the figure (container coordinates), under the x-axis titles, in rows.
     fig.update_layout(autosize=True, width=None, template="plotly_white", font={"size": 13},
-                      title={"x": 0, "xanchor": "left", "font": {"size": 16}},
-                      margin={"l": 60, "r": 20, "t": 70, "b": 50}, showlegend=legend,
-                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"})
+                      title={"x": 0, "xref": "paper", "xanchor": "left", "font": {"size": 16}},
+                      margin={"l": 70, "r": 20, "t": 80, "b": 110 if legend else 50}, showlegend=legend,
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
+                              "yanchor": "bottom"})
     if height is not None:
         fig.update_layout(height=height)
     return fig
@@ -241,8 +243,8 @@ def gain_forest(rows: pd.DataFrame, seeds: pd.DataFrame, cells: list[tuple[str, 
 
 def step_grid(frame: pd.DataFrame, metrics: dict[str, str], title: str, variants: list[str] | None = None,
               band: str = "range across seeds", y_range: tuple[float, float] | None = None) -> go.Figure:
-    """Per-step curves: one row of panels per (model, task) cell, one column per metric, one line per variant
-    (the mean across seeds) with a shaded band over the seeds' range.
+    """Per-step curves: one column per (model, task) cell (up to four side by side), one row per metric, one line
+    per variant (the mean across seeds) with a shaded band over the seeds' range.
 
     `frame`: long format with columns model, task, variant, seed, step, metric, value (report.step_values).
     """
@@ -254,37 +256,58 @@ def step_grid(frame: pd.DataFrame, metrics: dict[str, str], title: str, variants
     cells = list(dict.fromkeys(zip(frame["model"], frame["task"])))
     keys = [k for k in metrics if k in set(frame["metric"])]
     order = variants or list(dict.fromkeys(frame["variant"]))
-    titles = [f"{metrics[k]}<br><sub>{m} · {t}</sub>" if len(keys) > 1 else f"{m} · {t}"
-              for m, t in cells for k in keys]
-    if len(keys) == 1:  # one metric: the cells side by side, two to a row
-        cols, grid_cells = min(2, len(cells)), [(cell, keys[0]) for cell in cells]
-    else:
-        cols, grid_cells = len(keys), [(cell, k) for cell in cells for k in keys]
-    nrows = math.ceil(len(grid_cells) / cols)
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07,
-                        vertical_spacing=min(0.12, 0.5 / max(nrows, 1)))
+    cols = min(len(cells), 4)
+    blocks = math.ceil(len(cells) / cols)
+    nrows = blocks * len(keys)
+    where = {(ci, ki): ((ci // cols) * len(keys) + ki + 1, ci % cols + 1)
+             for ci in range(len(cells)) for ki in range(len(keys))}
+    titles = [""] * (nrows * cols)
+    for ci, (model, task) in enumerate(cells):  # each cell named once, above its first panel
+        r, c = where[(ci, 0)]
+        titles[(r - 1) * cols + c - 1] = f"{model}<br>{task}"
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=titles, horizontal_spacing=0.05,
+                        vertical_spacing=min(0.06 if len(keys) > 1 else 0.12, 0.6 / max(nrows, 1)),
+                        shared_xaxes=True)
     shown: set[str] = set()
-    for i, ((model, task), key) in enumerate(grid_cells):
-        r, c = i // cols + 1, i % cols + 1
-        mine = frame[(frame["model"] == model) & (frame["task"] == task) & (frame["metric"] == key)]
-        for variant in [v for v in order if v in set(mine["variant"])]:
-            values = mine[mine["variant"] == variant].groupby("step")["value"]
-            stats = values.agg(["mean", "min", "max", "count"]).reset_index()
-            colour = variant_colour(variant)
-            seeds = int(mine[mine["variant"] == variant]["seed"].nunique())
-            if seeds > 1:
-                fig.add_trace(_band(stats["step"], stats["min"], stats["max"], colour, variant), row=r, col=c)
-            fig.add_trace(go.Scatter(x=stats["step"], y=stats["mean"], mode="lines", name=variant,
-                                     legendgroup=variant, showlegend=variant not in shown,
-                                     line={"color": colour, "width": 2.5 if variant == "ground_truth" else 1.8},
-                                     hovertemplate=f"{variant}, step %{{x}}: %{{y:.3f}} (mean of {seeds} seed(s))"
-                                                   "<extra></extra>"), row=r, col=c)
-            shown.add(variant)
-        if y_range:
-            fig.update_yaxes(range=list(y_range), row=r, col=c)
+    for ci, (model, task) in enumerate(cells):
+        for ki, key in enumerate(keys):
+            r, c = where[(ci, ki)]
+            mine = frame[(frame["model"] == model) & (frame["task"] == task) & (frame["metric"] == key)]
+            for variant in [v for v in order if v in set(mine["variant"])]:
+                stats = mine[mine["variant"] == variant].groupby("step")["value"].agg(["mean", "min", "max"])
+                stats = stats.reset_index()
+                colour = variant_colour(variant)
+                seeds = int(mine[mine["variant"] == variant]["seed"].nunique())
+                if seeds > 1:
+                    fig.add_trace(_band(stats["step"], stats["min"], stats["max"], colour, variant), row=r, col=c)
+                fig.add_trace(go.Scatter(x=stats["step"], y=stats["mean"], mode="lines", name=variant,
+                                         legendgroup=variant, showlegend=variant not in shown,
+                                         line={"color": colour, "width": 2.5 if variant == "ground_truth" else 1.8},
+                                         hovertemplate=f"{variant}, step %{{x}}: %{{y:.3f}} (mean of {seeds} "
+                                                       f"seed(s))<extra>{metrics[key]}</extra>"), row=r, col=c)
+                shown.add(variant)
+            if y_range:
+                fig.update_yaxes(range=list(y_range), row=r, col=c)
+            if c == 1:
+                fig.update_yaxes(title_text=_wrap(metrics[key]), title_font={"size": 12}, row=r, col=c)
     fig.update_xaxes(title_text="step", row=nrows)
-    fig.update_layout(title=title + (f" (line: mean; band: {band})" if band else ""))
-    return responsive(fig, 90 + 240 * nrows + 60)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=title + (f"<br><sub>line: mean over seeds; band: {band}</sub>" if band else ""))
+    responsive(fig, 120 + (180 if len(keys) > 1 else 260) * nrows + 110)
+    fig.update_layout(margin={"t": 120})  # room for the subtitle above the cells' names
+    return fig
+
+
+def _wrap(text: str, width: int = 18) -> str:
+    """Break an axis title into short lines (plotly does not wrap)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
 
 
 def passk_after(curves: pd.DataFrame, title: str, variants: list[str] | None = None) -> go.Figure:
