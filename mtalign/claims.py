@@ -90,3 +90,32 @@ def heldout_by(runs_dir: str | Path | None, summary: dict[str, Any], key: str, t
     rows = [{key: problems[pid].metadata.get(key), "accuracy": c / final["n"]}
             for pid, c in zip(final["problem_ids"], final["correct"]) if pid in problems]
     return pd.DataFrame(rows).groupby(key, as_index=False)["accuracy"].mean()
+
+
+def recorded(study_dir: str | Path, model: str, seed: int, variants: list[str], task: str | None = None,
+             preset: str | None = None) -> list[dict[str, Any]]:
+    """Summaries of the baseline and each variant for (model, seed) as a finished study recorded them, never training.
+
+    Reads `<study_dir>/runs/**/summary.json` (the committed records of the toy study are in outputs/, README
+    "Results in the repository"), so a claim notebook given `study_dir` draws the study's real figures in seconds.
+    Each summary's `dir` is where its files are, so `curves` and `heldout_by` read them from there.
+    """
+    from mtalign import alignment
+
+    study = Path(study_dir)
+    if not (study / "runs").is_dir():
+        raise FileNotFoundError(f"study_dir {study} has no runs/ folder: point it at a study's output folder "
+                                "(e.g. outputs/, which holds the committed toy study) or leave it empty to train")
+    task = task or alignment.default_task(model)
+    found = [s for s in runs.load_summaries(study / "runs")
+             if s["model"] == model and s["seed"] == seed and (s.get("eval_task") or s["task"]) == task
+             and (preset is None or s.get("preset") == preset)]
+    by_variant = {s["variant"]: s for s in found}
+    wanted = [BASELINE] + [v for v in variants if v != BASELINE]
+    missing = [v for v in wanted if v not in by_variant]
+    if missing:
+        have = sorted({(s["model"], s["seed"], s.get("preset")) for s in runs.load_summaries(study / "runs")})
+        shown = ", ".join(f"{m} seed {sd} ({p})" for m, sd, p in have[:8]) + (", ..." if len(have) > 8 else "")
+        raise ValueError(f"{study / 'runs'} holds no finished run of {', '.join(missing)} for {model} on {task}, "
+                         f"seed {seed}" + (f", preset {preset}" if preset else "") + f"; it has: {shown or 'none'}")
+    return [by_variant[v] for v in wanted]

@@ -27,7 +27,8 @@
 #
 # **Parameters.** Scientific: `model` (its alignment with the task) and `variants` (the reward). Nuisance: `seed`.
 # Fixed: `preset`, the frozen training settings shared by every variant (params/train/*.yaml). The defaults are the
-# smoke configuration (a micro model, 2 steps); the study uses `params/grids/toy.yaml`.
+# smoke configuration (a micro model, 2 steps); the study uses `params/grids/toy.yaml`. To see the toy study's real
+# runs without training: `model="toy-chain_sum-weak"`, `preset="toy"`, `records_dir="outputs"` (its committed records).
 
 # %% tags=["parameters"]
 model: str = "micro-chain_sum-strong"  # model to train (toy short name, local path or Hugging Face name)
@@ -40,6 +41,7 @@ preset: str = "smoke"  # frozen training settings: smoke (tests), toy (CPU study
 steps: int = 0  # override the preset's number of steps (0: keep the preset's)
 runs_dir: str = ""  # RL run store shared by the grid (default: outputs/runs)
 run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/02_reward_signal)
+records_dir: str = ""  # a finished study's folder to read the runs from instead of training (e.g. outputs/)
 
 # %%
 from pathlib import Path
@@ -59,7 +61,10 @@ started = runinfo.now()
 # from the run store instead of being trained again.
 
 # %%
-summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
+if records_dir:  # the study's recorded runs (outputs/ holds the committed toy study): figures without training
+    summaries = claims.recorded(records_dir, model, seed, variants, task or None, preset)
+else:
+    summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
 results = claims.table(summaries)
 results.round(3)
 

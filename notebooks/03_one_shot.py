@@ -25,7 +25,8 @@
 # then looks at generalisation within and
 # across the task's sub-types (chain_sum: number of terms; mini_sudoku: number of blanks).
 #
-# **Parameters.** Scientific: `model` and `variants` (the data). Nuisance: `seed`. Fixed: `preset`.
+# **Parameters.** Scientific: `model` and `variants` (the data). Nuisance: `seed`. Fixed: `preset`. `records_dir`
+# reads a finished study's runs instead of training (the toy study's: `records_dir="outputs"`, `preset="toy"`).
 
 # %% tags=["parameters"]
 model: str = "micro-chain_sum-strong"  # model to train (toy short name, local path or Hugging Face name)
@@ -39,6 +40,7 @@ preset: str = "smoke"  # frozen training settings: smoke (tests), toy (CPU study
 steps: int = 0  # override the preset's number of steps (0: keep the preset's)
 runs_dir: str = ""  # RL run store shared by the grid (default: outputs/runs)
 run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/03_one_shot)
+records_dir: str = ""  # a finished study's folder to read the runs from instead of training (e.g. outputs/)
 
 # %%
 from pathlib import Path
@@ -66,7 +68,10 @@ started = runinfo.now()
 # example.
 
 # %%
-summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
+if records_dir:  # the study's recorded runs (outputs/ holds the committed toy study): figures without training
+    summaries = claims.recorded(records_dir, model, seed, variants, task or None, preset)
+else:
+    summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
 results = claims.table(summaries)
 results.round(3)
 

@@ -531,3 +531,30 @@ def test_chromium_check_fails_on_a_broken_page(tmp_path):
     assert result["drawn"] == 0 and result["figures"] == 1
     assert any("drawing failed" in e for e in result["errors"])
     assert any("undefined_function" in e for e in result["errors"])
+
+
+def test_claim_notebook_reads_a_studys_records_without_training(study_dir, tmp_path):
+    """`records_dir`: 02_reward_signal draws a finished study's runs in seconds; nothing is trained or built."""
+    import jupytext
+    import papermill
+
+    source = tmp_path / "02_reward_signal.ipynb"
+    jupytext.write(jupytext.read(paths.NOTEBOOKS / "02_reward_signal.py"), source, fmt="ipynb")
+    run_dir = tmp_path / "run"
+    papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                               parameters={"model": STRONG, "preset": "toy", "seed": 1, "records_dir": str(study_dir),
+                                           "variants": ["majority_vote", "random"], "run_dir": str(run_dir)})
+    results = {r["variant"]: r["gain"] for r in json.loads((run_dir / "metrics.json").read_text())["results"]}
+    assert results == pytest.approx({"ground_truth": GAINS[(STRONG, "ground_truth")][1],
+                                     "majority_vote": GAINS[(STRONG, "majority_vote")][1],
+                                     "random": GAINS[(STRONG, "random")][1]})
+    assert not (paths.cache() / "toy-models").exists()  # no model was built: the records were only read
+
+
+def test_records_name_what_is_missing(study_dir):
+    from mtalign import claims
+
+    with pytest.raises(ValueError, match=r"no finished run of one_shot for toy-chain_sum-weak on chain_sum, seed 0"):
+        claims.recorded(study_dir, WEAK, 0, ["one_shot"])
+    with pytest.raises(FileNotFoundError, match="has no runs/ folder"):
+        claims.recorded(study_dir / "nothing", WEAK, 0, [])
