@@ -464,6 +464,9 @@ def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any)
     out = _check_out(merged.get("out"), model_name, task, variant.name, seed, preset, merged.get("steps"))
     accuracy_log = _check_accuracy_log(variant, merged.get("accuracy_log"))
     cache = merged.get("initial_eval_cache")
+    if cache and Path(cache).exists() and not Path(cache).is_dir():
+        raise ValueError(f"initial_eval_cache (--initial-eval-cache) {cache} is a file; it names a folder of cached "
+                         "step-0 evaluations")
     role = merged.get("role") or "study"
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")

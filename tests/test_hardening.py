@@ -319,6 +319,7 @@ def test_a_truncated_manifest_is_rebuilt_from_the_cell_folders(tmp_path):
     (["--seed", str(2 ** 32)], "seed (--seed) must be an integer"),
     (["--out", "FILE"], "out (--out) FILE is a file"),
     (["--params", "BADYAML"], "BADYAML is not UTF-8 text"),
+    (["--initial-eval-cache", "FILE"], "initial_eval_cache (--initial-eval-cache) FILE is a file"),
 ])
 def test_bad_train_flags_fail_up_front_naming_the_flag(argv, message, tmp_path, monkeypatch, capsys):
     (tmp_path / "FILE").write_text("x")
