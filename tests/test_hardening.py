@@ -107,6 +107,16 @@ def test_no_grader_child_outlives_its_parent_even_mid_computation():
     assert not [pid for pid in children if _alive(pid)]
 
 
+def test_each_training_step_records_its_ungradable_grader_calls(tmp_path, monkeypatch):
+    """The step's count is the running total's growth while its rollouts were scored (a fake total that grows by 3
+    per reading stands in for a math task's pathological answers: the toy task grades without math-verify)."""
+    readings = iter(range(0, 10_000, 3))
+    monkeypatch.setattr(graders, "ungradable_count", lambda: next(readings))
+    train.train(model=MICRO, preset="smoke", out=tmp_path / "run", log=lambda _: None)
+    metrics = runinfo.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert len(metrics) == 2 and [m["ungradable"] for m in metrics] == [3, 3]
+
+
 def test_normal_answers_stay_cheap_and_right():
     """The hard limit costs a pipe round trip per call, not a process per call (measured: ~0.2 ms here)."""
     graders.canonical("1")
