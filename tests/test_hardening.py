@@ -304,6 +304,16 @@ def test_a_truncated_summary_means_not_finished_with_a_warning_naming_it(tmp_pat
     assert any(str(bad / "summary.json") in w for w in study.warnings)
 
 
+def test_the_run_store_trains_again_over_a_truncated_summary(tmp_path, capsys):
+    """The cell that needs the run no longer fails on every rerun: the damaged run counts as unfinished."""
+    first = runs.ensure_run(tmp_path / "runs", MICRO, None, "ground_truth", 0, log=lambda _: None, preset="smoke")
+    summary = Path(first["dir"]) / "summary.json"
+    summary.write_text(summary.read_text()[:50])
+    again = runs.ensure_run(tmp_path / "runs", MICRO, None, "ground_truth", 0, log=lambda _: None, preset="smoke")
+    assert again["dir"] == first["dir"] and json.loads(summary.read_text())["run"] == first["run"]
+    assert f"{summary} is damaged" in capsys.readouterr().err
+
+
 def test_a_truncated_manifest_is_rebuilt_from_the_cell_folders(tmp_path):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({"notebooks": {"10_probe": {"grid": {"value": [1, 2]}}}}))
