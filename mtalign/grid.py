@@ -1106,6 +1106,7 @@ def run_report_cell(plan_: Plan, entries: dict[str, dict[str, Any]], started: st
 
         try:
             report.export_html(cell.dir / record["executed_notebook"], plan_.out / report.REPORT_FILE)
+            report.export_notebooks(plan_.out)  # the cells' executed notebooks, as pages next to the report
         except Exception as err:  # a notebook that ran but cannot be exported is a failed report, not a crash
             record.update(status="failed", error=f"exporting the report page failed: {type(err).__name__}: {err}")
     entry = manifest_entry(cell, plan_.out, record["status"], record)

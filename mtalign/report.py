@@ -1024,15 +1024,21 @@ PAGE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
+# Pages of one folder (the executed notebooks) share the lab stylesheet instead of inlining its 260 kB each.
+SHARED_CSS = "notebook.css"
+SHARED_TEMPLATE = PAGE_TEMPLATE + """{%- block notebook_css -%}<link rel="stylesheet" href=\"""" + SHARED_CSS + """\">
+{%- endblock notebook_css -%}
+"""
 PAGE_STYLE = """<style>
 .jp-Notebook { max-width: 1240px; margin: 0 auto; } body { font-size: 15px; }
 .jp-RenderedHTMLCommon table { font-size: 13px; } .plotly-graph-div { width: 100%; }
 </style>"""
 
 
-def export_html(notebook: Path | str, target: Path | str) -> Path:
-    """The executed report notebook as one self-contained page: nbconvert's lab template without input cells or
-    prompts; each plotly output drawn by plotly.js inlined once in the page (no CDN: the page opens offline)."""
+def export_html(notebook: Path | str, target: Path | str, code: bool = False, plotlyjs: str | None = None) -> Path:
+    """An executed notebook as one page that opens offline: nbconvert's lab template without prompts (and without
+    input cells unless `code`); each plotly output drawn by plotly.js, inlined once in the page, or with `plotlyjs`
+    (a file name) loaded from that file beside the page, written there once (pages of one folder share it)."""
     import nbformat
     import plotly.io as pio
     from jinja2 import DictLoader
@@ -1040,8 +1046,8 @@ def export_html(notebook: Path | str, target: Path | str) -> Path:
     from plotly.offline import get_plotlyjs
 
     nb = nbformat.read(str(notebook), as_version=4)
-    # Code cells that show nothing (parameters, imports) would leave empty gaps once their input is hidden.
-    nb.cells = [c for c in nb.cells if c.cell_type != "code" or c.get("outputs")]
+    if not code:  # code cells that show nothing (parameters, imports) would leave gaps once their input is hidden
+        nb.cells = [c for c in nb.cells if c.cell_type != "code" or c.get("outputs")]
     count = 0
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -1053,17 +1059,52 @@ def export_html(notebook: Path | str, target: Path | str) -> Path:
                 output["data"] = {"text/html": pio.to_html(fig, full_html=False, include_plotlyjs=False,
                                                            config=plots.CONFIG, default_width="100%",
                                                            div_id=f"fig-{name}")}
-    exporter = HTMLExporter(extra_loaders=[DictLoader({"mtalign_report.html.j2": PAGE_TEMPLATE})],
-                            template_file="mtalign_report.html.j2", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
+    template = SHARED_TEMPLATE if plotlyjs else PAGE_TEMPLATE
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"mtalign_report.html.j2": template})],
+                            template_file="mtalign_report.html.j2", exclude_input=not code,
+                            exclude_input_prompt=not code, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
-    head = f"<script type=\"text/javascript\">{get_plotlyjs()}</script>{PAGE_STYLE}"
-    body = body.replace("</head>", head + "</head>", 1)
     target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if plotlyjs:
+        if not (target.parent / plotlyjs).exists():
+            (target.parent / plotlyjs).write_text(get_plotlyjs(), encoding="utf-8")
+        if not (target.parent / SHARED_CSS).exists():
+            env = exporter.environment
+            css = "\n".join(env.loader.get_source(env, name)[0] for name in ("static/index.css",
+                                                                            "static/theme-light.css"))
+            (target.parent / SHARED_CSS).write_text(css, encoding="utf-8")
+        head = f"<script type=\"text/javascript\" src=\"{plotlyjs}\"></script>{PAGE_STYLE}"
+    else:
+        head = f"<script type=\"text/javascript\">{get_plotlyjs()}</script>{PAGE_STYLE}"
+    body = body.replace("</head>", head + "</head>", 1)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, target)
     return target
+
+
+EXECUTED_DIR = "executed"
+
+
+def export_notebooks(study_dir: Path | str) -> list[Path]:
+    """Every finished grid cell's executed notebook (the manifest's), code included, as `<study>/executed/<cell>.html`,
+    the pages sharing one plotly.min.js: the claim notebooks as they ran, readable without Jupyter. Pages of cells
+    that are no longer finished are removed."""
+    study = Path(study_dir)
+    manifest = runinfo.read_json(study / "manifest.json") if (study / "manifest.json").exists() else {}
+    folder = study / EXECUTED_DIR
+    written = []
+    for cell in manifest.get("cells", []):
+        executed = cell.get("executed_notebook")
+        if cell.get("status") not in PRESENT or not cell.get("dir") or not executed:
+            continue
+        source = study / cell["dir"] / Path(executed).name
+        if source.exists():
+            written.append(export_html(source, folder / f"{cell['name']}.html", code=True, plotlyjs="plotly.min.js"))
+    for stale in set(folder.glob("*.html")) - set(written) if folder.is_dir() else ():
+        stale.unlink()
+    return written
 
 
 def show(fig: go.Figure, name: str) -> None:
