@@ -558,3 +558,46 @@ def test_records_name_what_is_missing(study_dir):
         claims.recorded(study_dir, WEAK, 0, ["one_shot"])
     with pytest.raises(FileNotFoundError, match="has no runs/ folder"):
         claims.recorded(study_dir / "nothing", WEAK, 0, [])
+
+
+# -- the committed toy study (outputs/): records and report agree ---------------------------------------------------
+RECORDS = paths.ROOT / "outputs"
+# What the study's numbers depend on; the report's own code (report.py, plots.py, verdicts.py) is checked by rebuilding.
+STUDY_CODE = ("mtalign/train.py", "mtalign/trainer.py", "mtalign/rewards.py", "mtalign/advantages.py", "mtalign/runs.py",
+              "mtalign/toyworld.py", "mtalign/models.py", "mtalign/sampling.py", "mtalign/decode.py",
+              "mtalign/passk.py", "mtalign/tasks", "params/train", "params/variants.yaml", "params/toyworld.yaml",
+              "params/grids/toy.yaml")
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, timeout=60)
+
+
+committed_records = pytest.mark.skipif(
+    _git("ls-files", "--error-unmatch", "outputs/manifest.json", "outputs/99_report/metrics.json").returncode != 0,
+    reason="no toy study records are committed under outputs/ yet (README: Results in the repository)")
+
+
+@committed_records
+def test_committed_report_is_built_from_the_committed_records():
+    """The committed report says what the current code makes of the committed records, and its runs were trained by
+    a commit whose study code is HEAD's."""
+    import html as html_module
+    import re
+
+    metrics = json.loads((RECORDS / "99_report" / "metrics.json").read_text())
+    rep = report.build(report.load_study(RECORDS), fraction=metrics["fraction"])
+    assert rep.findings == metrics["findings"]
+    ours = [(r["model"], r["task"], r["variant"], r["verdict"]) for r in rep.data["verdicts"]]
+    assert ours == [(r["model"], r["task"], r["variant"], r["verdict"]) for r in metrics["verdicts"]]
+    # compared without tags or whitespace: markdown's **bold** and `code` become tags on the page
+    text = "".join(html_module.unescape(re.sub(r"<[^>]+>", " ", (RECORDS / "report.html").read_text())).split())
+    for finding in rep.findings:
+        assert "".join(re.sub(r"[*`]", "", finding).split()) in text, finding
+    versions = metrics["code_versions"]
+    assert len(versions) == 1, f"the runs were trained by several code versions: {versions}"
+    version = next(iter(versions))
+    assert not version.endswith("+dirty"), f"the runs were trained from uncommitted code ({version})"
+    changed = _git("diff", "--name-only", version, "HEAD", "--", *STUDY_CODE)
+    assert changed.returncode == 0 and not changed.stdout.strip(), (
+        f"study code changed since the runs were trained ({version}): {changed.stdout or changed.stderr}")
