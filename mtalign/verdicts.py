@@ -277,8 +277,9 @@ def multiplicity(rows: Sequence[dict], level: float = 0.95) -> dict[str, Any]:
 MULTIPLICITY = (
     "**{n} verdicts** were judged, each on a 95% interval, so about {expected:.1f} of those intervals would miss "
     "their true value by chance alone: a single verdict, above all one near a boundary, may be a chance flip. No "
-    "multiplicity correction (Bonferroni, Holm, false discovery rate) is applied: with 3 seeds the t-quantile at "
-    "0.05/{n} would widen every interval several-fold and leave every cell within noise, and the study's conclusions "
+    "multiplicity correction (Bonferroni, Holm, false discovery rate) is applied: with a few seeds per verdict the "
+    "t-quantile at 0.05/{n} would widen every interval several-fold and leave every cell within noise, and the "
+    "study's conclusions "
     "are not any single cell but patterns that need several cells to agree (a divergence needs ground truth to hold "
     "on both models, the variant to hold on the strong one and to fall short on the weak one). Verdicts whose margin "
     "interval contains 0 are marked **within noise** ({noise} here) rather than forced to a side; `mtalign study "

@@ -54,6 +54,8 @@ for name, fig in rep.figures.items():  # every other evaluation task is judged t
 
 # %%
 display(Markdown("\n".join(f"- {line}" for line in rep.findings) + "\n\n" + report.headline(rep)))
+if rep.data.get("multiplicity"):  # how many verdicts, what a few chance flips mean, and why no correction
+    display(Markdown(rep.data["multiplicity"]["text"]))
 
 # %% [markdown]
 # ## The paper's divergence, claim by claim
