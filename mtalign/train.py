@@ -1251,8 +1251,9 @@ def _wrong_labels(run: Run, loaded, task, examples: list, log):
     log(f"wrong labels: the base model's majority answer is wrong on {len(kept)} of {len(examples)} training "
         f"problems ({s.wrong_label_samples} samples each, {time.time() - started:.1f}s); training on those")
     if not kept:
-        raise ValueError(f"incorrect/source has no problem to train on: the base model's majority answer is right "
-                         f"on all {len(examples)} training problems")
+        raise ValueError(f"incorrect/source has no problem to train on: on none of the {len(examples)} training "
+                         "problems is the base model's majority answer wrong (it is right, or no sample has a "
+                         "parseable answer)")
     return labels, kept
 
 
