@@ -601,3 +601,19 @@ def test_committed_report_is_built_from_the_committed_records():
     changed = _git("diff", "--name-only", version, "HEAD", "--", *STUDY_CODE)
     assert changed.returncode == 0 and not changed.stdout.strip(), (
         f"study code changed since the runs were trained ({version}): {changed.stdout or changed.stderr}")
+
+
+@needs_chromium
+def test_make_lab_shows_each_notebook_once_and_opens_it_with_its_figures(study_dir, tmp_path):
+    """JupyterLab as `make lab` configures it (configs/jupyter): the .py listed and its .ipynb hidden, the .py opened
+    as a notebook by default, its figures (from a study's records) drawn; photographed at 1024 px."""
+    png = tmp_path / "lab.png"
+    done = subprocess.run([sys.executable, str(paths.ROOT / "scripts" / "screenshot_lab.py"), "--records",
+                           str(study_dir), "--model", STRONG, "--seed", "1", "--png", str(png)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["file_browser"] == ["02_reward_signal.py"]
+    assert summary["default_viewer_for_py"] == "Jupytext Notebook"
+    assert summary["lab"]["figures"] >= 2 and summary["lab"]["drawn"] == summary["lab"]["figures"]
+    assert summary["png_size"] == [1024, 900] and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
