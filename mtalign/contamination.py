@@ -178,6 +178,22 @@ def answer_recall_scores(loaded, task: Task, problems: list[Problem], keep: floa
             zip(problems, outputs)]
 
 
+def text_logprobs(loaded, texts: Sequence[str]) -> list[float]:
+    """Log-likelihood (nats) of each text under the model, every token after the first: a membership signal that
+    decides nothing here (the rule was fixed on the three probes) but tells whether a model kept any trace of texts
+    it saw, which greedy decoding may not show."""
+    import torch
+
+    device = next(loaded.model.parameters()).device
+    out = []
+    for text in texts:
+        ids = loaded.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
+        with torch.no_grad():
+            logits = loaded.model(ids).logits[0, :-1].float()
+        out.append(float(logits.log_softmax(-1).gather(-1, ids[0, 1:, None]).sum()))
+    return out
+
+
 def _checks(task: Task, answer: str, problem: Problem) -> bool:
     try:
         return bool(task.check(answer, problem))
@@ -298,6 +314,8 @@ def check_model(name: str, fraction: float = 0.6, problems: int | None = None, n
     scores = {"partial_prompt": {s: partial[s]["rouge_l"] for s in partial}, "accuracy": accuracy,
               "answer_recall": recall}
     results = [compare(probe, scores[probe]["seen"], scores[probe]["fresh"]) for probe in PROBES]
+    loglik = {side: text_logprobs(loaded, [problem_text(task, p, loaded.style) for p in items]) for side, items in
+              (("seen", seen), ("fresh", fresh))}
     pass_at_1 = float(np.mean(accuracy["seen"]))  # on the evaluation problems, as 01_alignment measures it
     cell = verdict(results, pass_at_1, strong_threshold)
     truth = toy.stage.eval_exposure > 0
@@ -313,6 +331,9 @@ def check_model(name: str, fraction: float = 0.6, problems: int | None = None, n
     for r in results:
         row.update({f"{r.probe}_{key}": getattr(r, key)
                     for key in ("seen", "fresh", "diff", "low", "high", "mde", "outcome")})
+    diff, low, high = bootstrap_difference(loglik["seen"], loglik["fresh"])  # 95%: a diagnostic, not a probe
+    row.update({"loglik_seen": float(np.mean(loglik["seen"])), "loglik_fresh": float(np.mean(loglik["fresh"])),
+                "loglik_diff": diff, "loglik_low": low, "loglik_high": high})
     row["evidence"] = cell.evidence
     row["examples"] = [{"prefix": p, "rest": r, "continuation": c, "exact": e}
                        for p, r, c, e in list(zip(partial["seen"]["prefix"], partial["seen"]["rest"],

@@ -86,11 +86,13 @@ validation
 # ## Power: what each test could see
 # Problem length, how much is left to predict after the shown prefix, how many evaluation problems share each prefix,
 # and per probe the smallest effect it detects with 80% power at this many problems (`min_problems`: fewer seen
-# problems than this can never clear a probe).
+# problems than this can never clear a probe). Last, a diagnostic that decides nothing: how many nats more
+# log-likelihood the model gives the text of its seen problems than fresh ones (95% interval). Near 0, the exposure
+# left no trace in the model for any probe to find.
 
 # %%
 power = ["model", "problems", "problem_chars", "rest_chars", "prefix_shared_mean", "prefix_unique_share",
-         "min_problems"] + [f"{p}_mde" for p in contamination.PROBES]
+         "min_problems"] + [f"{p}_mde" for p in contamination.PROBES] + ["loglik_diff", "loglik_low", "loglik_high"]
 table[power].round(3)
 
 # %% [markdown]

@@ -235,5 +235,20 @@ def test_check_model_on_a_micro_model(isolated):
     for probe in contamination.PROBES:
         assert row[f"{probe}_outcome"] in ("flag", "cannot tell") and 0 <= row[f"{probe}_seen"] <= 1
     assert len(row["examples"]) == 5 and row["problem_chars"] > row["rest_chars"] > 0
+    assert row["loglik_low"] <= row["loglik_diff"] <= row["loglik_high"] and row["loglik_seen"] < 0
     with pytest.raises(ValueError, match="unknown toy model 'micro-chain_sum-nope'"):
         contamination.check_world("micro", ["chain_sum"], ["strong", "nope"])
+
+
+def test_text_logprobs_is_the_summed_next_token_log_likelihood(isolated):
+    import torch
+
+    from mtalign import models
+
+    loaded = models.load("micro-chain_sum-strong", log=lambda *_: None)
+    texts = ["^7+5-3=", "^1+2+3+4="]
+    for text, value in zip(texts, contamination.text_logprobs(loaded, texts)):
+        ids = loaded.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        with torch.no_grad():
+            mean_loss = loaded.model(ids, labels=ids).loss.item()  # mean cross-entropy over the len - 1 predictions
+        assert value == pytest.approx(-mean_loss * (ids.shape[1] - 1), rel=1e-4) and value < 0
