@@ -252,3 +252,24 @@ def test_text_logprobs_is_the_summed_next_token_log_likelihood(isolated):
         with torch.no_grad():
             mean_loss = loaded.model(ids, labels=ids).loss.item()  # mean cross-entropy over the len - 1 predictions
         assert value == pytest.approx(-mean_loss * (ids.shape[1] - 1), rel=1e-4) and value < 0
+
+
+def test_the_report_and_the_figure_read_the_rows():
+    from types import SimpleNamespace
+
+    from mtalign import plots, report
+
+    def row(model, truth, colour, outcome):
+        return {"model": model, "truly_contaminated": truth, "colour": colour,
+                **{f"{p}_{k}": v for p in contamination.PROBES
+                   for k, v in (("outcome", outcome), ("diff", 0.2), ("low", 0.1), ("high", 0.3))}}
+
+    rows = [row("a-contaminated", True, "Red", "flag"), row("a-strong", False, "Green", "clear")]
+    table = report.contamination_validation(SimpleNamespace(contamination=rows)).set_index("probe")
+    assert table.loc["verdict", "contaminated flagged"] == "1/1" and table.loc["verdict", "clean cleared"] == "1/1"
+    old = [{"model": "m", "colour": "Green", "truly_contaminated": False}]  # a metrics.json from before the probes
+    assert report.contamination_validation(SimpleNamespace(contamination=old)).empty
+    fig = plots.contamination_figure(rows, contamination.PROBES, contamination.MIN_EFFECT)
+    assert [t.name for t in fig.data] == ["a-contaminated (Red)", "a-strong (Green)"]
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.1] * 3)  # high - diff
+    assert list(fig.data[0].error_y.arrayminus) == pytest.approx([0.1] * 3)  # diff - low
