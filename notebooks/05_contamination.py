@@ -54,8 +54,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtalign import contamination, paths, plots, runinfo
+from mtalign import contamination, parameters, paths, plots, runinfo
 
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
 run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "05_contamination"
 run_dir.mkdir(parents=True, exist_ok=True)
 started = runinfo.now()
