@@ -246,6 +246,9 @@ class Variant:
     data: dict = field(default_factory=lambda: {"kind": "full"})
     n_votes: int | None = None  # majority_vote/source (TTRL): completions per prompt that vote, group included
     entropy_loss_coef: float = 1.0  # entropy_min/source (One-shot EM): weight of the entropy loss
+    # a mechanism probe, not a claim: False removes the PPO clip (Spurious Rewards' own control for the clipping-bias
+    # explanation of random-reward gains); every claim variant keeps the preset's clip
+    clip: bool = True
 
     @property
     def entropy_loss(self) -> bool:
@@ -264,7 +267,8 @@ class Variant:
         reward = f"{self.reward}" + (f" {self.reward_kwargs}" if self.reward_kwargs else "")
         advantage = f"{self.advantage}" + (f" {self.advantage_kwargs}" if self.advantage_kwargs else "")
         data = self.data["kind"] + "".join(f" {k}={v}" for k, v in self.data.items() if k != "kind")
-        return f"reward {reward}, advantage {advantage}, data {data}, semantics {self.semantics}"
+        return (f"reward {reward}, advantage {advantage}, data {data}, semantics {self.semantics}"
+                + ("" if self.clip else ", PPO clip removed (probe)"))
 
 
 VARIANT_KEYS = tuple(f.name for f in dataclasses.fields(Variant) if f.name != "name")
@@ -1208,12 +1212,20 @@ def grpo_config(run: Run, task, cuda: bool):
         max_completion_length=s.completion_budget(task), temperature=s.temperature, top_p=s.top_p, top_k=0,
         learning_rate=s.learning_rate, lr_scheduler_type="constant_with_warmup",
         warmup_steps=s.warmup_steps * s.updates_per_step, weight_decay=s.weight_decay, max_grad_norm=s.max_grad_norm,
-        loss_type=s.loss_type, beta=s.kl_coef, epsilon=s.clip_low, epsilon_high=s.clip_high, delta=s.dual_clip,
+        loss_type=s.loss_type, beta=s.kl_coef, **_clip_arguments(s, run.variant.clip),
         scale_rewards=s.scale_rewards, num_iterations=1, mask_truncated_completions=False,
         entropy_coef=-run.variant.entropy_loss_coef if run.variant.entropy_loss else s.entropy_coef,
         remove_unused_columns=False, log_completions=False, dataloader_num_workers=0,
         vllm_importance_sampling_correction=s.vllm_importance_sampling_correction, **vllm,
     )
+
+
+def _clip_arguments(s: Settings, clip: bool) -> dict[str, Any]:
+    """TRL's clip arguments; unclipped (the probe), the ratio's bounds are [0, 1e9] and the dual clip is off, so
+    neither side can bind while the loss is otherwise the same."""
+    if clip:
+        return {"epsilon": s.clip_low, "epsilon_high": s.clip_high, "delta": s.dual_clip}
+    return {"epsilon": 1.0, "epsilon_high": 1e9, "delta": None}
 
 
 def _trl_record(args) -> dict[str, Any]:

@@ -44,6 +44,9 @@ CLAIMS: dict[str, list[str]] = {
     "RQ2 one-shot": ["one_shot", "one_shot_random"],
     "RQ3 sample polarity": ["psr", "nsr", "w_reinforce"],
 }
+# mechanism probes, shown beside the claims and never judged as one: random_unclipped is the random reward with the
+# PPO clip removed, next to `random` on the same cells (is a random-reward gain the clip's doing? Shao et al. 2025)
+PROBES: dict[str, list[str]] = {"probe: clip removed": ["random_unclipped"]}
 HOLDS, BELOW, NO_GAIN, NOISE, FEW = "holds", "below the bar", "no gain / harms", "within noise", "too few seeds"
 VERDICTS = (HOLDS, BELOW, NO_GAIN, NOISE, FEW)
 FAILS = (BELOW, NO_GAIN)  # what "fails on the weak model" means in the divergence
@@ -63,6 +66,9 @@ def claim_of(variant: str) -> str | None:
     for claim, variants in CLAIMS.items():
         if variant in variants:
             return claim
+    for probe, variants in PROBES.items():
+        if variant in variants:
+            return probe
     return "baseline" if variant == BASELINE else None
 
 

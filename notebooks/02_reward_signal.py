@@ -37,6 +37,7 @@ eval_tasks: list = []  # held-out evaluation tasks, the first one primary (empty
 task_kwargs: dict = {}  # per-task arguments, e.g. {"korbench_cipher": {"data_path": "/data/KOR-Bench"}}
 seed: int = 0  # training seed
 variants: list = ["format_only", "random", "incorrect", "majority_vote", "entropy_min"]  # RQ1 variants
+probes: list = ["random_unclipped"]  # mechanism probes on the same cell, never judged as claims (verdicts.PROBES)
 preset: str = "smoke"  # frozen training settings: smoke (tests), toy (CPU study) or paper (8 GPUs)
 steps: int = 0  # override the preset's number of steps (0: keep the preset's)
 runs_dir: str = ""  # RL run store shared by the grid (default: outputs/runs)
@@ -62,9 +63,9 @@ started = runinfo.now()
 
 # %%
 if records_dir:  # the study's recorded runs (outputs/ holds the committed toy study): figures without training
-    summaries = claims.recorded(records_dir, model, seed, variants, task or None, preset)
+    summaries = claims.recorded(records_dir, model, seed, variants + probes, task or None, preset)
 else:
-    summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
+    summaries = claims.run_claim(model, seed, variants + probes, runs_dir or None, task or None, **train_kwargs)
 results = claims.table(summaries)
 results.round(3)
 
@@ -94,7 +95,7 @@ plots.training_curves(claims.curves(runs_dir or None, summaries), claims.CURVES,
 # %%
 runinfo.write_json(run_dir / "metrics.json", {
     "notebook": "02_reward_signal", "started": started, "finished": runinfo.now(),
-    "parameters": {"model": model, "task": task, "eval_tasks": eval_tasks, "seed": seed, "variants": variants,
+    "parameters": {"model": model, "task": task, "eval_tasks": eval_tasks, "seed": seed, "variants": variants, "probes": probes,
                    "preset": preset, "steps": steps},
     "runs": [s["run"] for s in summaries], "results": results.to_dict(orient="records"), **runinfo.environment(),
 })
