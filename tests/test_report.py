@@ -413,6 +413,22 @@ def test_extra_seeds_go_to_the_cells_whose_verdicts_are_within_noise(study_dir):
         assert (cell.parameters, cell.dir, cell.overrides) == (want.parameters, want.dir, want.overrides)
 
 
+def test_every_evaluation_task_gets_its_verdict_matrix_primary_first(tmp_path):
+    for seed, j in zip(SEEDS, JITTER):
+        for variant, gain in (("ground_truth", 0.3 + j), ("random", 0.0 + j / 4)):
+            s = _summary(STRONG, variant, seed, gain)
+            s["by_eval_task"] = {TASK: {k: s[k] for k in ("before", "after", "gain", "passk_before")},
+                                 "mini_sudoku": {"before": {"accuracy": 0.2}, "after": {"accuracy": 0.2 + gain / 2},
+                                                 "gain": gain / 2, "passk_before": {"pass@1": 0.2}}}
+            _write_run(tmp_path / "runs", s)
+    rep = report.build(report.load_study(tmp_path))
+    assert list(rep.table["task"].drop_duplicates()) == [TASK, "mini_sudoku"]  # the runs' primary task first
+    assert list(rep.table["primary"].drop_duplicates()) == [True, False]
+    assert {"verdict_matrix", "verdict_matrix__mini_sudoku"} <= set(rep.figures)
+    other = rep.table[rep.table["task"] == "mini_sudoku"].set_index("variant")["verdict"]
+    assert other["ground_truth"] == "holds" and len(rep.figures["verdict_matrix__mini_sudoku"].data[0].x) == 1
+
+
 def test_paper_numbers_file_is_checked(tmp_path):
     bad = tmp_path / "paper.yaml"
     bad.write_text("cells:\n  - {model: M, task: T, alignment: strong, base: 1, after: {randm: 2}}\n")
