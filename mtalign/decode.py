@@ -149,7 +149,9 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
             q, k = qk.split([heads, kv_heads], dim=1)
             k_cache[i][:, :, start:start + length] = k
             v_cache[i][:, :, start:start + length] = v
-            keys, values = k_cache[i][:, :, :start + length], v_cache[i][:, :, :start + length]
+            # SDPA is faster on contiguous keys and values than on a slice of the cache, copy included (same numbers)
+            keys = k_cache[i][:, :, :start + length].contiguous()
+            values = v_cache[i][:, :, :start + length].contiguous()
             if groups > 1:
                 keys = keys.repeat_interleave(groups, dim=1)
                 values = values.repeat_interleave(groups, dim=1)

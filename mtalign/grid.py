@@ -922,6 +922,7 @@ def run_study(plan_: Plan, cells: list[Cell] | None = None, workers: int | None 
             else:
                 todo.append(cell)
                 entries[cell.name] = manifest_entry(cell, plan_.out, "pending", None, "queued")
+        todo = longest_first(plan_, todo)
         write_manifest(plan_, entries, started)
         log(f"{len(todo)} of {len(selected)} selected cell(s) to run ({len(plan_.cells)} in the grid), "
             f"executor {executor}, {min(workers, max(len(todo), 1))} at a time; manifest {plan_.out / 'manifest.json'}")
@@ -1143,20 +1144,46 @@ def run_report(out: Path | str, grid: Grid | Path | str | None = None,
 
 
 # -- command line ----------------------------------------------------------------------------------
-def dry_run(plan_: Plan, cells: list[Cell]) -> str:
-    """What a run would do, from what is on disk; writes nothing."""
+def dry_run(plan_: Plan, cells: list[Cell], workers: int | None = None) -> str:
+    """What a run would do, from what is on disk, and what it will cost (`mtalign.cost`); writes nothing."""
     meaning = {"done": "done", "stale": "rerun (parameters changed)", "failed": "rerun (failed before)",
                "unfinished": "rerun (unfinished)", "new": "run"}
+    states = {cell.name: cell_state(cell)[0] for cell in cells}
+    estimates, cost_lines = _estimates(plan_, [c for c in cells if states[c.name] != "done"], workers)
     lines, counts = [], {}
     for cell in cells:
-        state, _ = cell_state(cell)
+        state = states[cell.name]
         counts[state] = counts.get(state, 0) + 1
         gpus = f"  gpus={cell.resources.gpus}" if cell.resources.gpus else ""
-        lines.append(f"{meaning[state]:<27} {cell.name}  ->  {cell.dir}{gpus}")
+        seconds = estimates.get(cell.name)
+        cost = f"  (about {_duration(seconds)})" if seconds is not None else ""
+        lines.append(f"{meaning[state]:<27} {cell.name}  ->  {cell.dir}{gpus}{cost}")
     head = (f"{plan_.grid.source}: {len(cells)} cell(s) selected of {len(plan_.cells)}; "
             f"{counts.get('done', 0)} done, {len(cells) - counts.get('done', 0)} to run; output {plan_.out}")
     tail = [f"then the report: {plan_.report.notebook} -> {plan_.report.dir}"] if plan_.report else []
-    return "\n".join([head, *lines, *tail])
+    return "\n".join([head, *lines, *tail, *cost_lines])
+
+
+def _estimates(plan_: Plan, todo: list[Cell], workers: int | None) -> tuple[dict[str, float], list[str]]:
+    """Each cell's estimated seconds (`mtalign.cost`, from params/costs.yaml) and the grid's summary lines; an
+    estimate that cannot be made is reported, never fatal."""
+    from mtalign import cost
+
+    try:
+        costs = cost.load_costs()
+        found = cost.estimate_cells(plan_, todo, costs, runs_dir=plan_.out / "runs")
+    except (ValueError, FileNotFoundError) as err:
+        return {}, [f"no cost estimate: {err}"]
+    lanes = sorted({1, default_workers(), *([workers] if workers else [])})
+    return ({e.name: e.seconds for e in found if e.seconds is not None},
+            cost.summary_lines(found, lanes, costs) if todo else [])
+
+
+def longest_first(plan_: Plan, todo: list[Cell]) -> list[Cell]:
+    """The cells to run, costliest first by their estimate (plan order among equals and unestimated cells last),
+    so the grid does not end on one long cell while the other workers idle."""
+    estimates, _ = _estimates(plan_, todo, None)
+    return sorted(todo, key=lambda c: -estimates.get(c.name, -1.0))
 
 
 # -- extra seeds where verdicts are within noise ------------------------------------------------------------------
@@ -1205,7 +1232,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="cells at a time (default: CPU count; slurm: unlimited)")
     parser.add_argument("--only", action="append", metavar="GLOB",
                         help="run only cells whose name matches this glob (repeatable), e.g. '02_*seed=0'")
-    parser.add_argument("--dry-run", action="store_true", help="list the cells, their folders and which are done")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the cells, their folders and which are done, with each cell's and the grid's "
+                             "estimated time (params/costs.yaml)")
     parser.add_argument("--executor", default="local", choices=EXECUTORS,
                         help="local: process pool here; local-submitit: submitit LocalExecutor; slurm: one SLURM "
                              "job per cell (docs/cluster.md)")
@@ -1224,7 +1253,7 @@ def run(args: argparse.Namespace) -> int:
         if args.extra_seeds:  # from the runs finished so far
             extra = extra_seed_cells(plan_)
             plan_, cells = replace(plan_, cells=plan_.cells + extra), cells + extra
-        print(dry_run(plan_, cells))
+        print(dry_run(plan_, cells, args.workers))
         return 0
     if not args.extra_seeds:
         return run_study(plan_, cells, workers=args.workers, executor=args.executor,

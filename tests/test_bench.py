@@ -11,9 +11,9 @@ import pytest
 
 from mtalign import bench, cli
 
-ROW = re.compile(r"^(naive|sampler)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", re.MULTILINE)
+ROW = re.compile(r"^(naive|generate|sampler)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", re.MULTILINE)
 SPEEDUP = re.compile(r"^speed-up: ([\d.]+)x completions/s, ([\d.]+)x tokens/s \(target >= 5x completions/s: "
-                     r"(met|NOT met)\)$", re.MULTILINE)
+                     r"(met|NOT met)\); ([\d.]+)x tokens/s over batched generate$", re.MULTILINE)
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,9 @@ def test_sampling_benchmark_prints_figures_that_parse_and_agree(capsys):
     assert status == 0
     assert "micro-chain_sum-strong on chain_sum, 3 prompts x 2 completions, at most 8 new tokens" in out
     rows = {match[0]: [float(x) for x in match[1:]] for match in ROW.findall(out)}
-    assert set(rows) == {"naive", "sampler"}, out
+    assert set(rows) == {"naive", "generate", "sampler"}, out
+    # the sampler's decode loop draws the very tokens batched generate draws (same seed and batch)
+    assert rows["sampler"][1] == rows["generate"][1] and rows["sampler"][5] == rows["generate"][5]
     for method, (completions, tokens, seconds, per_s, tokens_per_s, reward) in rows.items():
         assert completions == prompts * n  # the same prompts and count for both methods
         assert completions <= tokens <= completions * budget
@@ -42,7 +44,8 @@ def test_sampling_benchmark_prints_figures_that_parse_and_agree(capsys):
         # the printed rate matches the printed counts and time, up to the rounding of what is printed
         assert completions / (seconds + 0.0005) - 0.05 <= per_s <= completions / max(seconds - 0.0005, 1e-9) + 0.05
         assert 0 <= reward <= 1
-    [(speedup, speedup_tokens, verdict)] = SPEEDUP.findall(out)
+    [(speedup, speedup_tokens, verdict, over_generate)] = SPEEDUP.findall(out)
+    assert float(over_generate) > 0
     assert float(speedup) > 0 and float(speedup_tokens) > 0
     low = (rows["sampler"][3] - 0.05) / (rows["naive"][3] + 0.05)
     high = (rows["sampler"][3] + 0.05) / (rows["naive"][3] - 0.05)

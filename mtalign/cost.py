@@ -1,0 +1,201 @@
+"""What a grid will cost before it runs (issue 7): each cell's and the grid's estimated wall time.
+
+`mtalign study --dry-run` prints these; `mtalign study` runs the costliest cells first, so the last minutes of a
+grid do not run on one core while the others idle. The estimate is built from measured per-part costs in
+`params/costs.yaml` (written from `mtalign bench run` on this machine, one thread per run), scaled by what each run
+does under its preset and variant:
+
+    run = setup + rollout_s * completions generated (group x prompts x steps x generation batches per step, plus
+          TTRL's extra voters) + update_s * completions trained + eval_s * completions evaluated (step-0 pass@k,
+          the periodic evaluations and the final pass@k; the step-0 one once per model and seed, since the run store
+          caches it) + eval_s * incorrect/source's wrong-label samples
+    cell = kernel start and imports + the runs it trains that no earlier cell trains (the shared baseline once)
+    grid = the cells spread over N workers, longest first (a greedy schedule, as `mtalign study` runs them)
+
+Costs are per task family and model world (`toy-chain_sum`, `micro-chain_sum`, ...); a model with no measured cost
+(a hub model, a GPU) gets no estimate, and the totals say how many cells they leave out. Runs already finished in
+the run store cost nothing, and so do cells already done.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtalign import paths
+
+COSTS_FILE = paths.PARAMS / "costs.yaml"
+RL_PARAMETERS = ("model", "variants", "seed", "preset")  # a notebook declaring these trains RL runs per cell
+
+
+@dataclass(frozen=True)
+class PartCosts:
+    """Measured seconds of one task family's runs on one core, per unit of work (params/costs.yaml)."""
+
+    setup_s: float  # per run: model load, trainer construction, data
+    rollout_s: float  # per rollout completion generated and scored
+    update_s: float  # per completion trained: forward, backward, optimiser, TRL's bookkeeping
+    eval_s: float  # per held-out completion sampled and graded
+    generation_batches: float  # mean generation batches per step with dynamic sampling on (1 without)
+    source: str = ""
+
+
+@dataclass
+class Costs:
+    kernel_s: float  # per notebook cell: kernel start and the package's imports
+    families: dict[str, PartCosts]  # "toy-chain_sum" -> costs
+    notebooks: dict[str, float]  # non-RL notebooks: seconds per cell
+    machine: str = ""
+
+
+def load_costs(path: Path | str = COSTS_FILE) -> Costs:
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"cost table {path} not found (it ships in params/; `mtalign bench run` measures it)")
+    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        families = {name: PartCosts(**values) for name, values in (data.get("families") or {}).items()}
+        return Costs(kernel_s=float(data["kernel_s"]), families=families,
+                     notebooks={k: float(v) for k, v in (data.get("notebooks") or {}).items()},
+                     machine=str(data.get("machine", "")))
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: malformed cost table ({err}); see its header for the fields") from None
+
+
+def family(model: str) -> str:
+    """`toy-chain_sum-weak` -> `toy-chain_sum`: the world and task a toy model's costs are measured for."""
+    from mtalign import toyworld
+
+    if model in toyworld.list_models():
+        spec = toyworld.spec(model)
+        return f"{model.split('-')[0]}-{spec.task}"
+    return model
+
+
+@dataclass
+class RunWork:
+    """The units of work of one RL run (see the module docstring)."""
+
+    rollout: int  # completions per generation batch summed over steps (dynamic sampling's extra batches: run_seconds)
+    trained: int
+    evaluated: int
+
+
+def run_work(settings, variant, eval_tasks: int, pays_initial_eval: bool) -> RunWork:
+    """Work of one run of `variant` (a `train.Variant`) under frozen `settings` (`train.Settings`), evaluated on
+    `eval_tasks` tasks; `pays_initial_eval`: it runs the step-0 evaluation (else the run store's cache serves it)."""
+    s = settings
+    trained = s.steps * s.prompts_per_step * s.group_size
+    votes = 0
+    if variant.n_votes and "extra_votes" in variant.reward_needs():
+        votes = s.steps * s.prompts_per_step * (variant.n_votes - s.group_size)
+    periodic = len(range(s.eval_every, s.steps, s.eval_every)) if s.eval_every else 0
+    evaluated = s.eval_problems * (s.passk_samples * (2 if pays_initial_eval else 1) + s.eval_samples * periodic)
+    evaluated *= eval_tasks
+    if "wrong_labels" in variant.reward_needs():
+        evaluated += s.train_problems * s.wrong_label_samples
+    return RunWork(rollout=trained + votes, trained=trained, evaluated=evaluated)
+
+
+def run_seconds(costs: PartCosts, work: RunWork, dynamic_sampling: bool) -> float:
+    batches = costs.generation_batches if dynamic_sampling else 1.0
+    return (costs.setup_s + costs.rollout_s * work.rollout * batches + costs.update_s * work.trained
+            + costs.eval_s * work.evaluated)
+
+
+@dataclass
+class CellEstimate:
+    name: str
+    seconds: float | None  # None: no measured cost for what it runs
+    runs: list[str] = field(default_factory=list)  # the RL runs it trains (shared ones only in the first cell)
+    note: str = ""
+
+
+def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> list[CellEstimate]:
+    """Estimated seconds of each cell, in plan order (the order that decides which cell trains a shared run)."""
+    from mtalign import claims, runs, train
+
+    trained: set[tuple] = set()  # runs some earlier cell trains
+    paid_eval: set[tuple] = set()  # (model, task, seed, preset, steps) whose step-0 evaluation is paid
+    out = []
+    for cell in cells:
+        notebook = plan_.notebooks[cell.notebook]
+        values = {name: p.default for name, p in notebook.parameters.items()}
+        values.update(cell.overrides)
+        if not all(p in notebook.parameters for p in RL_PARAMETERS):
+            # a notebook over a whole model world costs what that world costs: 01_alignment:toy, 05_contamination:micro
+            key = f"{cell.notebook}:{values['world']}" if values.get("world") else cell.notebook
+            seconds = costs.notebooks.get(key)
+            out.append(CellEstimate(cell.name, seconds, note="" if seconds is not None else
+                                    f"no measured cost for notebook {key}"))
+            continue
+        model, seed, preset = values["model"], int(values["seed"]), values["preset"] or "toy"
+        steps = int(values.get("steps") or 0) or None
+        part = costs.families.get(family(model))
+        if part is None:
+            out.append(CellEstimate(cell.name, None, note=f"no measured cost for {family(model)}"))
+            continue
+        variants = [claims.BASELINE, *[v for v in values["variants"] if v != claims.BASELINE]]
+        # the settings are frozen per preset, the same for every variant: resolve the baseline's run once
+        run = train.resolve(model=model, task=values.get("task") or None, variant=claims.BASELINE, seed=seed,
+                            preset=preset, steps=steps)
+        defined = train.load_variants()
+        unknown = [v for v in variants if v not in defined]
+        if unknown:
+            raise ValueError(f"{cell.name}: unknown variant(s) {unknown}; valid variants: {', '.join(defined)}")
+        seconds, names = costs.kernel_s, []
+        for variant in variants:
+            key = (model, run.task, variant, seed, preset, steps)
+            if key in trained:
+                continue
+            trained.add(key)
+            eval_key = key[:2] + key[3:]
+            pays_initial_eval = eval_key not in paid_eval
+            paid_eval.add(eval_key)  # a finished run left its step-0 evaluation in the store's cache too
+            if runs_dir is not None and runs.is_finished(runs.run_dir(runs_dir, model, run.task, variant, seed,
+                                                                      preset, steps)):
+                continue
+            work = run_work(run.settings, defined[variant], len(run.eval_tasks), pays_initial_eval)
+            # entropy minimisation has no reward, so no group is dropped: one generation batch per step
+            dynamic = run.settings.dynamic_sampling and not defined[variant].entropy_loss
+            seconds += run_seconds(part, work, dynamic)
+            names.append(variant)
+        out.append(CellEstimate(cell.name, seconds, names))
+    return out
+
+
+def makespan(seconds: list[float], workers: int) -> float:
+    """Wall time of jobs run longest first on `workers` lanes, each job starting when a lane frees up."""
+    lanes = [0.0] * max(1, min(workers, len(seconds) or 1))
+    for s in sorted(seconds, reverse=True):
+        heapq.heappush(lanes, heapq.heappop(lanes) + s)
+    return max(lanes)
+
+
+def summary_lines(estimates: list[CellEstimate], workers: list[int], costs: Costs) -> list[str]:
+    known = [e.seconds for e in estimates if e.seconds is not None]
+    unknown = [e for e in estimates if e.seconds is None]
+    total = sum(known)
+    import os
+
+    cores = os.cpu_count() or 1
+    walls = ", ".join(f"{w} worker{'s' if w > 1 else ''} {_duration(makespan(known, w))}"
+                      + (f" (if it had {w} cores; this machine has {cores})" if w > cores else "") for w in workers)
+    lines = [f"estimated cost: {_duration(total)} of one core over {len(known)} cell(s); wall time (longest first) "
+             f"with {walls}" + (f"; measured on {costs.machine}" if costs.machine else "")]
+    if unknown:
+        lines.append(f"  not estimated: {len(unknown)} cell(s) ({unknown[0].note}{', ...' if len(unknown) > 1 else ''});"
+                     " the totals leave them out")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"

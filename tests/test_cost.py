@@ -1,0 +1,132 @@
+"""The cost of a run and of a grid (issue 7): `mtalign bench run` splits a real micro run into its parts and checks
+the two generation paths agree on it; `mtalign.cost` estimates cells and grids from params/costs.yaml (which runs
+they train, the shared baseline once, finished runs free, longest-first scheduling); `mtalign study --dry-run`
+prints the estimates and `mtalign study` runs the costliest cells first."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+
+import pytest
+
+from mtalign import cost, grid, paths
+
+MICRO = "micro-chain_sum-strong"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _isolated(isolated_module):
+    return isolated_module
+
+
+def test_run_benchmark_splits_a_micro_run_and_the_two_generation_paths_agree(capsys):
+    from mtalign import bench_run
+
+    parser = argparse.ArgumentParser()
+    bench_run.add_arguments(parser)
+    f = bench_run.run(parser.parse_args(["--model", MICRO, "--preset", "smoke"]))
+    parts = f["parts"]
+    assert set(parts) == set(bench_run.PARTS)
+    assert sum(p["seconds"] for p in parts.values()) == pytest.approx(f["total_seconds"])
+    for name in ("set-up", "rollout generation", "policy forward/backward", "optimiser", "held-out evaluation"):
+        assert parts[name]["seconds"] > 0, name
+    for name in ("rollout generation", "policy forward/backward", "held-out evaluation"):
+        assert parts[name]["gflop"] > 0 and 0 < parts[name]["floor_seconds"] < parts[name]["seconds"], name
+    assert parts["reward scoring"]["gflop"] == 0
+    assert 0 < f["floor_fraction"] < 1 and f["matmul_gflop_per_s"]["decode"] > 0
+    # both paths ran on every generation call, from the same random state, and gave the same tokens
+    assert f["generation_paths"]["rollout"]["calls"] >= 2 and f["generation_paths"]["evaluation"]["calls"] >= 2
+    assert f["token_mismatches"] == 0
+    out = capsys.readouterr().out
+    assert "dominant part:" in out and "transformers generate" in out and "of floor" in out
+
+
+def test_run_benchmark_rejects_bad_input_before_training():
+    from mtalign import bench_run
+
+    parser = argparse.ArgumentParser()
+    bench_run.add_arguments(parser)
+    with pytest.raises(ValueError, match="--steps must be at least 1"):
+        bench_run.run(parser.parse_args(["--model", MICRO, "--steps", "0"]))
+    with pytest.raises(ValueError, match="valid variants"):
+        bench_run.run(parser.parse_args(["--model", MICRO, "--variant", "nope"]))
+
+
+# -- the cost model ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("jobs, workers, expected", [
+    ([5, 4, 3, 3, 3], 1, 18),  # one lane: the sum
+    ([5, 4, 3, 3, 3], 2, 10),  # longest first: 5+3+... vs 4+3+3 (greedy, not the optimum 9)
+    ([5, 4, 3], 8, 5),  # more lanes than jobs: the longest job
+    ([], 2, 0),
+])
+def test_makespan_of_longest_first_scheduling(jobs, workers, expected):
+    assert cost.makespan(jobs, workers) == expected
+
+
+@pytest.fixture
+def toy_plan(tmp_path):
+    return grid.plan(grid.load_grid(paths.PARAMS / "grids" / "toy.yaml"), tmp_path / "out")
+
+
+def test_toy_grid_estimates_train_the_shared_baseline_once_per_model_and_seed(toy_plan):
+    costs = cost.load_costs()
+    estimates = {e.name: e for e in cost.estimate_cells(toy_plan, toy_plan.cells, costs)}
+    assert all(e.seconds and e.seconds > 0 for e in estimates.values()), [e.note for e in estimates.values()]
+    for model in ("toy-chain_sum-weak", "toy-mini_sudoku-strong"):
+        cells = {nb: estimates[f"{nb}__model={model}__seed=1"] for nb in
+                 ("02_reward_signal", "03_one_shot", "04_sample_polarity")}
+        assert cells["02_reward_signal"].runs[0] == "ground_truth"  # the first cell of the plan trains it
+        assert "ground_truth" not in cells["03_one_shot"].runs + cells["04_sample_polarity"].runs
+    # a mini_sudoku run generates longer completions than a chain_sum one: it costs more
+    assert estimates["04_sample_polarity__model=toy-mini_sudoku-weak__seed=0"].seconds > \
+        estimates["04_sample_polarity__model=toy-chain_sum-weak__seed=0"].seconds
+
+
+def test_more_steps_seeds_or_variants_cost_more_and_finished_runs_cost_nothing(toy_plan, tmp_path):
+    from mtalign import runinfo, runs
+
+    costs = cost.load_costs()
+    cell = next(c for c in toy_plan.cells if c.name == "04_sample_polarity__model=toy-chain_sum-strong__seed=0")
+    (base,) = cost.estimate_cells(toy_plan, [cell], costs)
+    longer = dataclasses.replace(cell, overrides={**cell.overrides, "steps": 60})
+    (more_steps,) = cost.estimate_cells(toy_plan, [longer], costs)
+    fewer = dataclasses.replace(cell, overrides={**cell.overrides, "variants": ["psr"]})
+    (fewer_variants,) = cost.estimate_cells(toy_plan, [fewer], costs)
+    assert more_steps.seconds > base.seconds > fewer_variants.seconds
+    assert base.runs == ["ground_truth", "psr", "nsr", "w_reinforce"]
+    runs_dir = tmp_path / "runs"
+    done = runs.run_dir(runs_dir, "toy-chain_sum-strong", "chain_sum", "nsr", 0, "toy")
+    runinfo.write_json(done / "summary.json", {"status": "finished"})
+    (with_done,) = cost.estimate_cells(toy_plan, [cell], costs, runs_dir=runs_dir)
+    assert with_done.runs == ["ground_truth", "psr", "w_reinforce"] and with_done.seconds < base.seconds
+
+
+def test_dry_run_prints_each_cells_estimate_and_the_grids_wall_time_for_n_workers(toy_plan):
+    text = grid.dry_run(toy_plan, toy_plan.cells, workers=4)
+    assert "estimated cost:" in text and "4 workers" in text and "1 worker " in text
+    line = next(l for l in text.splitlines() if "02_reward_signal__model=toy-chain_sum-strong__seed=0" in l)
+    assert re.search(r"\(about \d+ (min|s)\)$", line), line
+
+
+def test_cells_without_a_measured_cost_are_named_not_guessed(tmp_path):
+    smoke = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "smoke.yaml"), tmp_path / "out")
+    costs = dataclasses.replace(cost.load_costs(), families={}, notebooks={})
+    estimates = cost.estimate_cells(smoke, smoke.cells, costs)
+    assert all(e.seconds is None and e.note.startswith("no measured cost") for e in estimates)
+    assert "not estimated" in "\n".join(cost.summary_lines(estimates, [1, 2], costs))
+
+
+def test_longest_first_orders_the_cells_to_run_by_their_estimate(toy_plan):
+    ordered = grid.longest_first(toy_plan, toy_plan.cells)
+    estimates = {e.name: e.seconds for e in cost.estimate_cells(toy_plan, toy_plan.cells, cost.load_costs())}
+    seconds = [estimates[c.name] for c in ordered]
+    assert seconds == sorted(seconds, reverse=True) and len(ordered) == len(toy_plan.cells)
+
+
+def test_a_malformed_cost_table_is_one_clear_error(tmp_path):
+    bad = tmp_path / "costs.yaml"
+    bad.write_text("families: {toy-chain_sum: {setup_s: 1}}\n")
+    with pytest.raises(ValueError, match="malformed cost table"):
+        cost.load_costs(bad)
