@@ -273,7 +273,8 @@ def mixed_settings(summaries: Iterable[dict]) -> list[dict[str, Any]]:
 def multiplicity(rows: Sequence[dict], level: float = 0.95) -> dict[str, Any]:
     """How many verdicts were judged, and how many could flip by chance: each rests on a 95% interval, so among n
     verdicts about n x 5% intervals miss their true value; no correction is applied (see `MULTIPLICITY`)."""
-    judged = [r for r in rows if r["verdict"] in (HOLDS, BELOW, NO_GAIN, NOISE)]
+    judged = [r for r in rows if r["verdict"] in (HOLDS, BELOW, NO_GAIN, NOISE)
+              and r.get("claim") not in PROBES]  # a mechanism probe is shown, never judged as a claim
     noise = [r for r in judged if r["verdict"] == NOISE]
     expected = len(judged) * (1 - level)
     return {"judged": len(judged), "within_noise": len(noise), "expected_chance_misses": expected,

@@ -137,7 +137,7 @@ def test_multiplicity_counts_judged_verdicts_and_states_no_correction():
     from mtalign.verdicts import multiplicity
 
     rows = [{"verdict": v} for v in ["holds"] * 30 + ["within noise"] * 6 + ["below the bar"] * 4 + ["missing"] * 2
-            + ["too few seeds"]]
+            + ["too few seeds"]] + [{"verdict": "holds", "claim": "probe: clip removed"}]  # probes do not count
     m = multiplicity(rows)
     assert (m["judged"], m["within_noise"]) == (40, 6) and m["expected_chance_misses"] == pytest.approx(2.0)
     assert "40 verdicts" in m["text"] and "No multiplicity correction" in m["text"]
