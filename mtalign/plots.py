@@ -28,7 +28,8 @@ VERDICT_COLOURS = {
 }
 # One colour per variant; colours repeat only across claims, which never share a figure (ground truth is black).
 VARIANT_COLOURS = {"ground_truth": BLACK, "format_only": ORANGE, "random": SKY_BLUE, "incorrect": VERMILLION,
-                   "incorrect_source": GREEN, "majority_vote": BLUE, "entropy_min": PURPLE, "one_shot": BLUE, "one_shot_random": ORANGE,
+                   "incorrect_source": GREEN, "majority_vote": BLUE, "entropy_min": PURPLE, "one_shot": BLUE,
+                   "one_shot_random": ORANGE,
                    "few_shot": GREEN, "psr": GREEN, "nsr": VERMILLION, "w_reinforce": BLUE}
 # Exported figures: no toolbar (its zoom and PNG buttons covered titles), resized with the page.
 CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
@@ -156,7 +157,8 @@ def verdict_matrix(table: pd.DataFrame, columns: list[tuple[str, str]], column_l
         for model, task in columns:
             row = by.get((model, task, variant))
             if row is None:
-                zr.append(code["not run"]), tr.append("not run"), hr.append(f"{variant} was not run on {model} · {task}")
+                zr.append(code["not run"]), tr.append("not run")
+                hr.append(f"{variant} was not run on {model} · {task}")
                 continue
             zr.append(code[row["verdict"]])
             gain = row.get("gain")

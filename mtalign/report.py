@@ -1138,6 +1138,6 @@ def run(args: argparse.Namespace) -> int:
     if entry["status"] != "finished":
         print(f"the report notebook failed: {entry.get('error')}; executed notebook {out / entry['dir']}")
         return 1
-    print(f"wrote {out / REPORT_FILE} and {out / FIGURES_DIR}/ in {time.time() - started:.1f} s "
-          f"(executed notebook {out / (entry.get('executed_notebook') or entry['dir'])})")
+    print(f"wrote {out / REPORT_FILE}, {out / FIGURES_DIR}/ and {out / EXECUTED_DIR}/ in "
+          f"{time.time() - started:.1f} s (executed notebook {out / (entry.get('executed_notebook') or entry['dir'])})")
     return 0

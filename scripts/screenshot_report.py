@@ -9,7 +9,8 @@ Checks, for the report and for the figure page that is photographed (by default 
 verdict_matrix.html`, else the matrix inside the report): no JavaScript exception, no console or log error, no request
 to the network (the pages must open offline), and every plotly figure drawn (its div got plotly's `js-plotly-plot`
 class and an `svg.main-svg`), and in the report every `--require`d figure id and `--require-text` present (the parts
-a reader must find: the verdict matrix, the findings, the forest plots). Prints one JSON summary; exits 0 when all checks pass, 1 when one fails, 2 on bad input.
+a reader must find: the verdict matrix, the findings, the forest plots). Prints one JSON summary; exits 0 when all
+checks pass, 1 when one fails, 2 on bad input.
 
 Standard library only: Chromium's DevTools protocol over `--remote-debugging-pipe` (the browser reads commands on
 file descriptor 3 and writes replies and events on 4, each a JSON message ended by a NUL byte), so neither Playwright

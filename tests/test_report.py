@@ -196,7 +196,8 @@ def test_verdict_colours_are_okabe_ito_and_the_figures_are_responsive(study_dir)
     assert {plots.verdict_colour(v) for v in set(rep.table["verdict"]) - {"missing"}} <= okabe_ito
     for name, fig in rep.figures.items():
         assert fig.layout.width is None and fig.layout.autosize, name  # fills its container: legible at 1024 px
-        assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0, name  # legend below the plot
+        legend = fig.layout.legend  # in rows at the figure's bottom, under the plot and its axis titles
+        assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom"), name
         for trace in fig.data:  # bands are outlines drawn as lines, never with markers on their edge
             if getattr(trace, "fill", None) == "toself":
                 assert trace.mode == "lines", name
@@ -236,12 +237,15 @@ def test_evidence_figures_read_eval_metrics_and_passk(tmp_path):
     assert list(curves[curves["when"] == "after"]["pass_at_k"]) == [0.75, 0.8]
     figures = report.evidence_figures(study, "RQ1 reward signal", steps, curves)
     assert set(figures) == {"heldout__RQ1", "passk_after__RQ1", "training__RQ1"}
-    titles = " ".join(a.text for a in figures["training__RQ1"].layout.annotations)
+    def axis_titles(fig):  # each metric's name is its row's y-axis title (wrapped onto short lines)
+        return " ".join((axis.title.text or "").replace("<br>", " ") for axis in fig.select_yaxes())
+
+    titles = axis_titles(figures["training__RQ1"])
     assert "pseudo-label accuracy (majority vote)" in titles and "clip fraction" in titles
     after = [t for t in figures["passk_after__RQ1"].data if t.name == "majority_vote"]
     assert list(after[0].y) == [0.75, 0.8]
     one_shot = report.evidence_figures(study, "RQ2 one-shot", steps, curves)["training__RQ2"]
-    assert "rollout accuracy on the training example" in " ".join(a.text for a in one_shot.layout.annotations)
+    assert "rollout accuracy on the training example" in axis_titles(one_shot)
 
 
 def test_findings_are_drawn_from_the_verdicts(study_dir):
@@ -579,8 +583,8 @@ def test_records_name_what_is_missing(study_dir):
 # -- the committed toy study (outputs/): records and report agree ---------------------------------------------------
 RECORDS = paths.ROOT / "outputs"
 # What the study's numbers depend on; the report's own code (report.py, plots.py, verdicts.py) is checked by rebuilding.
-STUDY_CODE = ("mtalign/train.py", "mtalign/trainer.py", "mtalign/rewards.py", "mtalign/advantages.py", "mtalign/runs.py",
-              "mtalign/toyworld.py", "mtalign/models.py", "mtalign/sampling.py", "mtalign/decode.py",
+STUDY_CODE = ("mtalign/train.py", "mtalign/trainer.py", "mtalign/rewards.py", "mtalign/advantages.py",
+              "mtalign/runs.py", "mtalign/toyworld.py", "mtalign/models.py", "mtalign/sampling.py", "mtalign/decode.py",
               "mtalign/passk.py", "mtalign/tasks", "params/train", "params/variants.yaml", "params/toyworld.yaml",
               "params/grids/toy.yaml")
 
