@@ -1192,6 +1192,27 @@ def _named_reward(name: str):
     return reward
 
 
+TRACKING_ENV = "MTALIGN_REPORT_TO"
+
+
+def live_tracking() -> str | list[str]:
+    """TRL's own `report_to`, off ("none") unless $MTALIGN_REPORT_TO names installed integrations, comma-separated
+    (tensorboard, trackio, wandb, ...; `MTALIGN_REPORT_TO=tensorboard mtalign study`, logs under each run's trl/).
+    Watching a run cannot change its numbers, so this is not part of the run's parameters or identity."""
+    value = os.environ.get(TRACKING_ENV, "").strip()
+    names = [n.strip() for n in value.split(",") if n.strip() and n.strip() != "none"]
+    if not names:
+        return "none"
+    from transformers.integrations import get_available_reporting_integrations
+
+    available = get_available_reporting_integrations()
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"{TRACKING_ENV}={value!r}: {', '.join(missing)} not installed; installed: "
+                         f"{', '.join(available) or 'none'} (e.g. pip install tensorboard), or unset {TRACKING_ENV}")
+    return names
+
+
 def grpo_config(run: Run, task, cuda: bool):
     """TRL arguments for the frozen settings (STUDY.md §4 in TRL terms: loss_type dapo, epsilon 0.2/0.28, beta 0)."""
     from trl import GRPOConfig
@@ -1207,7 +1228,7 @@ def grpo_config(run: Run, task, cuda: bool):
     return GRPOConfig(
         output_dir=str(run.out / "trl"), seed=run.seed, data_seed=run.seed,
         use_cpu=not cuda, bf16=bool(cuda and s.bf16), gradient_checkpointing=s.gradient_checkpointing,
-        save_strategy="no", report_to="none", logging_steps=s.updates_per_step, disable_tqdm=True,
+        save_strategy="no", report_to=live_tracking(), logging_steps=s.updates_per_step, disable_tqdm=True,
         max_steps=s.steps * s.updates_per_step, num_generations=s.group_size, **shape,
         max_completion_length=s.completion_budget(task), temperature=s.temperature, top_p=s.top_p, top_k=0,
         learning_rate=s.learning_rate, lr_scheduler_type="constant_with_warmup",
