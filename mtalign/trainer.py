@@ -526,6 +526,10 @@ class StepMetricsCallback(TrainerCallback):
             **t.rollout_metrics,
             "entropy": logs.get("entropy"),
             "clip_fraction": logs.get("clip_ratio/region_mean"),
+            # the two sides separately: low = ratio under 1 - eps on a negative advantage, high = over 1 + eps_high
+            # on a positive one; both stay 0 when a rollout step makes one update (the ratio is exactly 1)
+            "clip_low_fraction": logs.get("clip_ratio/low_mean"),
+            "clip_high_fraction": logs.get("clip_ratio/high_mean"),
             "learning_rate": logs.get("learning_rate"),
             "loss": logs.get("loss"),
             "grad_norm": logs.get("grad_norm"),
