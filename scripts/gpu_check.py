@@ -3,7 +3,10 @@
 On a machine with one GPU, torch and transformers (and the rest of mtalign's pins), no internet and maybe no vLLM: build
 a micro toy model there, train it a few steps on CUDA through every engine path that touches the device (token
 log-probs and entropies for entropy_min, dynamic sampling, TTRL's extra votes, held-out evaluation and pass@k), and,
-when vLLM is installed, once more with vLLM colocated. It prints one line per verified fact and exits 1 if any failed.
+when vLLM is installed, once more with vLLM colocated. With `--real-model NAME` (a cached Hugging Face model, a local
+folder, or smollm2-135m) it then runs the real path on that model: the preflight (cached, fits the GPU at the paper
+preset), pass@k on the MATH-500 fixture through its chat template and math_verify, and a rehearsal-preset run on the
+DeepScaleR fixture in bf16. It prints one line per verified fact, then a verdict, and exits 1 if any check failed.
 `--device cpu` runs the same checks without a GPU (to test this script itself).
 """
 
@@ -41,7 +44,12 @@ def main() -> int:
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                         help="cuda (the check) or cpu (to test this script on a machine without a GPU)")
     parser.add_argument("--skip-vllm", action="store_true", help="do not try vLLM even when it is installed")
+    parser.add_argument("--real-model", help="also check the real path on this model: a cached Hugging Face name "
+                                             "(e.g. Qwen/Qwen2.5-0.5B-Instruct), a local folder, or smollm2-135m")
+    parser.add_argument("--skip-toy", action="store_true", help="only the real-model checks (needs --real-model)")
     args = parser.parse_args()
+    if args.skip_toy and not args.real_model:
+        parser.error("--skip-toy needs --real-model")
 
     missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
     if missing:
@@ -60,14 +68,21 @@ def main() -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the engine picks CUDA whenever torch sees it
 
     tmp = Path(tempfile.mkdtemp(prefix="mtalign-gpu-check-"))
-    os.environ.update(MTALIGN_CACHE=str(tmp / "cache"), HF_HOME=str(tmp / "hf"), MTALIGN_OUTPUTS=str(tmp / "outputs"),
-                      HF_HUB_OFFLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "4"))
+    # A real model is read from the user's Hugging Face cache; everything the check writes goes to a temporary folder.
+    hf_home = {} if args.real_model else {"HF_HOME": str(tmp / "hf")}
+    os.environ.update(MTALIGN_CACHE=str(tmp / "cache"), MTALIGN_OUTPUTS=str(tmp / "outputs"), HF_HUB_OFFLINE="1",
+                      HF_DATASETS_CACHE=str(tmp / "datasets"), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "4"),
+                      **hf_home)
     from mtalign import models, runinfo, train
+
+    bf16 = args.device == "cuda" and torch.cuda.is_bf16_supported()
+    if args.skip_toy:
+        real_check(args, tmp, bf16)
+        return verdict(args)
 
     started = time.time()
     loaded = models.load(args.model, log=lambda m: print(f"  {m}"))
     check(True, f"built toy model {args.model} here, offline ({time.time() - started:.0f}s)")
-    bf16 = args.device == "cuda" and torch.cuda.is_bf16_supported()
     settings = {"bf16": bf16, "steps": args.steps}
 
     def run(variant: str, **extra) -> tuple[dict, Path, dict]:
@@ -123,10 +138,75 @@ def main() -> int:
         print("- vLLM colocated with training (TRL's vllm_mode=colocate, one process via torchrun)")
         vllm_check(tmp, args)
 
+    if args.real_model:
+        real_check(args, tmp, bf16)
+    return verdict(args)
+
+
+def verdict(args) -> int:
     failed = [what for ok, what in results if not ok]
     print(f"gpu_check: {len(results) - len(failed)} of {len(results)} checks passed"
           + (f"; FAILED: {'; '.join(failed)}" if failed else ""))
+    ready = "the lite grid (params/grids/lite.yaml)" if args.real_model else "the engine (add --real-model for a model)"
+    print(f"gpu_check: verdict: {'NOT READY' if failed else 'READY'} for {ready} on {args.device}")
     return 1 if failed else 0
+
+
+def real_check(args, tmp: Path, bf16: bool) -> None:
+    """The real path on a real model, on the hub fixtures (the datasets themselves need not be cached)."""
+    from mtalign import alignment, models, runinfo, train
+
+    name, hub = args.real_model, ROOT / "tests" / "fixtures" / "hub"
+    data = {"deepscaler": {"data_path": str(hub / "deepscaler" / "deepscaler.json")},
+            "math500": {"data_path": str(hub / "math500")}}
+    print(f"- the real path on {name} (hub fixtures, rehearsal preset, bf16 {'on' if bf16 else 'off'})")
+    try:
+        models.preflight(name, training=True, bf16=bf16, what="training at preset 'paper'")
+    except Exception as err:  # noqa: BLE001 - reported as a failed check, the message says what to do
+        check(False, f"{name}: preflight ({err})")
+        return
+    fits = "" if name == models.SMOLLM else \
+        "; fits this device's free memory at the paper preset (weights, gradients, AdamW)"
+    check(True, f"{name}: preflight passed (available here{fits})")
+    started = time.time()
+    try:
+        record = alignment.measure(name, "math500", n=4, problems=4, max_new_tokens=256, task_kwargs=data["math500"],
+                                   out=tmp / "alignment", backend="transformers", progress=False,
+                                   log=lambda m: print(f"    {m}"))
+    except Exception:
+        traceback.print_exc()
+        check(False, f"{name}: pass@k on the MATH-500 fixture")
+        return
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(models.smollm_checkpoint() if name == models.SMOLLM else name)
+    check(record["sampling"]["prompt_style"] == "chat", f"{name}: prompts rendered with its chat template "
+                                                        f"(style {record['sampling']['prompt_style']})")
+    check(not any(t in e["completion"] for e in record["examples"] for t in tokenizer.all_special_tokens),
+          f"{name}: completions decoded without special tokens")
+    curve = ", ".join(f"{k} {v:.2f}" for k, v in record["summary"].items())
+    check(True, f"{name}: pass@k on the MATH-500 fixture, 4 problems x 4 samples, math_verify: {curve} "
+                f"({time.time() - started:.0f}s)")
+    out = tmp / "runs" / "real"
+    started = time.time()
+    try:
+        summary = train.train(model=name, task="deepscaler", eval_tasks=["math500"], task_kwargs=data,
+                              preset="rehearsal", settings={"bf16": bf16, "steps": args.steps}, out=out,
+                              log=lambda m: print(f"    {m}"))
+    except Exception:
+        traceback.print_exc()
+        check(False, f"{name}: a rehearsal-preset run of {args.steps} steps")
+        return
+    metrics = runinfo.read_jsonl(out / "metrics.jsonl")
+    check(len(metrics) == args.steps and all(math.isfinite(m["loss"]) for m in metrics),
+          f"{name}: {args.steps} rehearsal-preset steps on the DeepScaleR fixture, a finite loss each "
+          f"({time.time() - started:.0f}s)")
+    check(params_say(out, "bf16") == bf16, f"{name}: bf16 mixed precision is {'on' if bf16 else 'off'}")
+    check(all("truncated_frac" in m for m in metrics),
+          f"{name}: truncation at max_completion_length counted (truncated_frac "
+          f"{', '.join(str(round(m['truncated_frac'], 2)) for m in metrics)})")
+    check((out / "summary.json").exists(), f"{name}: held-out accuracy {summary['before']['accuracy']:.2f} -> "
+                                           f"{summary['after']['accuracy']:.2f} written")
 
 
 def params_say(out: Path, key: str):
