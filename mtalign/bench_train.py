@@ -143,8 +143,8 @@ def _print(f: dict[str, Any]) -> None:
           f"{f['group_size']}, {f['updates_per_step']} updates/step, {f['steps']} steps per trial (first = warm-up), "
           f"dynamic sampling off, {f['threads']} thread(s), {f['device']}")
     print("  trl    = trl.GRPOTrainer with the ground-truth reward as a plain reward function")
-    print("  engine = mtalign.trainer.StudyGRPOTrainer (rewards on the gathered batch, its own advantages, metrics "
-          "and run files)")
+    print("  engine = mtalign.trainer.StudyGRPOTrainer (rewards on the gathered batch, its own advantages, metrics, "
+          "run files, and rollouts from mtalign.decode instead of generate)")
     print(f"{'method':<7} {'s/step':>7}  {'trials':<22} {'completion tokens':>17}")
     for method in ("trl", "engine"):
         trials = " ".join(f"{r['s_per_step']:.3f}" for r in f[method])
