@@ -343,7 +343,7 @@ def test_only_matching_nothing_and_gpu_cells_without_gpus(tmp_path, monkeypatch)
 
 
 # -- shipped grids ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["smoke", "toy", "paper", "lite"])
+@pytest.mark.parametrize("name", ["smoke", "toy", "paper", "lite", "rehearsal"])
 def test_shipped_grids_are_valid_for_the_notebooks_that_exist(name, tmp_path):
     """Schema of every grid file, and full checks of each block whose notebook exists in this checkout."""
     g = grid.load_grid(paths.PARAMS / "grids" / f"{name}.yaml")

@@ -164,6 +164,22 @@ def test_every_variants_reward_is_finite_on_real_text(smol, sampled):
         assert len(out.rewards) == len(texts) and np.isfinite(np.asarray(out.rewards, float)).all(), variant.name
 
 
+# -- the rehearsal grid ---------------------------------------------------------------------------------------------
+def test_the_rehearsal_grid_runs_the_lite_grids_notebooks_and_domains():
+    """Same notebooks, same training and evaluation tasks per domain; only the model, the data's source (fixtures)
+    and the preset differ, and each claim keeps at least one of its variants."""
+    from mtalign import grid
+
+    lite, rehearsal = (grid.load_grid(paths.PARAMS / "grids" / f"{name}.yaml") for name in ("lite", "rehearsal"))
+    assert set(rehearsal.notebooks) == set(lite.notebooks) and rehearsal.report == lite.report
+    for name, entry in rehearsal.notebooks.items():
+        domains, lite_domains = entry.grid["domain"], lite.notebooks[name].grid["domain"]
+        assert {d: (v["task"], v["eval_tasks"][0]) for d, v in domains.items()} == \
+            {d: (v["task"], v["eval_tasks"][0]) for d, v in lite_domains.items()}
+        assert entry.grid["model"] == [models.SMOLLM] and entry.params["variants"]
+    assert rehearsal.defaults["preset"] == "rehearsal" and lite.defaults["preset"] == "paper"
+
+
 # -- a training run ------------------------------------------------------------------------------------------------
 @needs_smollm
 def test_a_smollm_run_counts_truncation_and_writes_the_toy_worlds_files(_isolated):
