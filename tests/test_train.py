@@ -733,7 +733,7 @@ BAD = [
      r"n_votes \(6\) must be a multiple of group_size \(4\)"),
     ("unknown model", dict(model="tiny-llama"), r"unknown model 'tiny-llama'; valid short names: toy-chain_sum-strong"),
     ("unknown task", dict(task="sudoku9"), r"unknown task 'sudoku9'; valid tasks: chain_sum, mini_sudoku"),
-    ("unknown preset", dict(preset="huge"), r"unknown preset 'huge'; valid presets: paper, smoke, toy"),
+    ("unknown preset", dict(preset="huge"), r"unknown preset 'huge'; valid presets: paper, rehearsal, smoke, toy"),
     ("unknown setting", dict(settings={"lr": 1.0}), r"unknown setting\(s\) lr; valid settings: prompts_per_step"),
     ("float written as a string", dict(settings={"learning_rate": "2e-5"}), r"learning_rate must be a number"),
     ("training on an evaluation-only task", dict(task="math500"),
