@@ -135,8 +135,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from mtalign import trainer as engine
     imports_s = clock.seconds["set-up"]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    train.resolve(model=args.model, variant=args.variant, preset=args.preset, seed=args.seed)  # bad names: here
-    state: dict[str, Any] = {}
+    resolved = train.resolve(model=args.model, variant=args.variant, preset=args.preset, seed=args.seed,
+                             steps=args.steps)  # bad names fail here, before a model is loaded
+    state: dict[str, Any] = {"settings": resolved.settings}
     patches = []
 
     def patch(owner, name, make):
@@ -218,10 +219,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return original(*a, **kw)
         return wrapper
 
+    def timed_logps(original):
+        def logps(self, model, input_ids, attention_mask, *a, **kw):
+            with clock.part("policy forward/backward"):
+                result = original(self, model, input_ids, attention_mask, *a, **kw)
+            if not state.get("in_loss"):  # TRL's old log-probs (two updates per step) or the engine's token signals
+                clock.flops["policy forward/backward"] += state["shapes"].forward(attention_mask.sum(-1).tolist())
+            return result
+        return logps
+
     def timed_loss(original):
         def compute_loss(self, model, inputs, *a, **kw):
-            with clock.part("policy forward/backward"):
-                result = original(self, model, inputs, *a, **kw)
+            state["in_loss"] = True
+            try:
+                with clock.part("policy forward/backward"):
+                    result = original(self, model, inputs, *a, **kw)
+            finally:
+                state["in_loss"] = False
             prompt = inputs["prompt_mask"].sum(-1).tolist()
             completion = inputs["completion_mask"].sum(-1).tolist()
             # forward now, backward (twice the forward's FLOPs) in Accelerator.backward
@@ -247,6 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     patch(engine, "score_rows", lambda original: timed("reward scoring", original))
     patch(train, "heldout", lambda original: timed("held-out evaluation", original))
     patch(engine.StudyGRPOTrainer, "compute_loss", timed_loss)
+    patch(engine.StudyGRPOTrainer, "_get_per_token_logps_and_entropies", timed_logps)
     patch(Accelerator, "backward", lambda original: timed("policy forward/backward", original))
     try:
         with tempfile.TemporaryDirectory(prefix="mtalign-bench-run-") as tmp:
@@ -277,6 +292,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     figures = {
         "model": args.model, "task": summary["task"], "variant": args.variant, "seed": args.seed,
         "preset": args.preset, "steps": summary["steps"], "threads": torch.get_num_threads(),
+        "shape": (f"{state['settings'].prompts_per_step} prompts x {state['settings'].group_size}, "
+                  f"{state['settings'].updates_per_step} update(s)/step"),
         "device": "cuda" if torch.cuda.is_available() else "cpu", "total_seconds": total, "wall_seconds": wall,
         "imports_seconds": imports_s, "parts": parts, "matmul_gflop_per_s": {k: v / 1e9 for k, v in rates.items()},
         "floor_seconds": floor_total, "floor_fraction": floor_total / total, "generation_paths": old,
@@ -309,7 +326,8 @@ def cost_entry(f: dict[str, Any]) -> dict[str, float]:
 
 def _print(f: dict[str, Any]) -> None:
     print(f"run benchmark: {f['model']} on {f['task']}, {f['variant']} seed {f['seed']}, {f['preset']} preset "
-          f"({f['steps']} steps), {f['threads']} thread(s), {f['device']}; held-out gain {f['gain']:+.3f}")
+          f"({f['steps']} steps of {f['shape']}), {f['threads']} thread(s), {f['device']}; held-out gain "
+          f"{f['gain']:+.3f}")
     rates = f["matmul_gflop_per_s"]
     print(f"matmul rate, this process, one thread, the model's weight shapes: {rates['decode']:.1f} GFLOP/s at "
           f"128 rows (generation), {rates['training']:.1f} GFLOP/s at 4096 rows (training)")
