@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> dict:
     lab = None
     try:
         execute(args.notebook, folder, {"records_dir": str(args.records.resolve()), "model": args.model,
-                                        "seed": args.seed, "preset": args.preset, "run_dir": str(scratch)})
+                                        "seed": args.seed, "preset": args.preset, "run_dir": str(scratch),
+                                        **dict(args.set)})
         lab = serve(folder, port, token)
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/api/status?token={token}", args.timeout)
@@ -123,12 +124,14 @@ def run(args: argparse.Namespace) -> dict:
             browser.call("Emulation.setDeviceMetricsOverride",
                          {"width": args.width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
             browser.call("Page.navigate", {"url": f"{base}/lab/tree/{args.notebook}.py?token={token}"}, session)
-            deadline = time.time() + args.timeout
-            while True:
+            deadline, last = time.time() + args.timeout, None
+            while True:  # until at least --min-figures are drawn and the count held still for one poll
                 state = browser.evaluate(session, NOTEBOOK_STATE_JS)
-                if (state["notebook"] and state["figures"] and state["drawn"] == state["figures"]) \
-                        or time.time() > deadline:
+                done = state["notebook"] and state["figures"] >= args.min_figures \
+                    and state["drawn"] == state["figures"] and state == last
+                if done or time.time() > deadline:
                     break
+                last = state
                 time.sleep(1.0)
             # the first figure at the top of the window: the picture shows the notebook's evidence, not its preamble
             browser.evaluate(session, SCROLL_JS)
@@ -150,8 +153,18 @@ def run(args: argparse.Namespace) -> dict:
     lab_state = summary.get("lab") or {}
     summary["ok"] = (py in summary["file_browser"] and ipynb not in summary["file_browser"]
                      and summary["default_viewer_for_py"] == "Jupytext Notebook" and lab_state.get("notebook", False)
-                     and lab_state.get("figures", 0) > 0 and lab_state["drawn"] == lab_state["figures"])
+                     and lab_state.get("figures", 0) >= args.min_figures
+                     and lab_state["drawn"] == lab_state["figures"])
     return summary
+
+
+def _parameter(text: str) -> tuple[str, object]:
+    import yaml
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"--set takes NAME=YAML (e.g. 'probes=[]'), got {text!r}")
+    return name.strip(), yaml.safe_load(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="toy-chain_sum-weak", help="model whose recorded runs to show")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", default="toy", help="the preset the study's runs were trained with")
+    parser.add_argument("--set", action="append", default=[], type=_parameter, metavar="NAME=YAML",
+                        help="another notebook parameter, e.g. --set 'variants=[random]' (repeatable)")
+    parser.add_argument("--min-figures", type=int, default=1, help="figures the open notebook must show drawn")
     parser.add_argument("--png", type=Path, help="where to write the screenshot")
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--height", type=int, default=900)

@@ -563,7 +563,8 @@ def test_claim_notebook_reads_a_studys_records_without_training(study_dir, tmp_p
     run_dir = tmp_path / "run"
     papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
                                parameters={"model": STRONG, "preset": "toy", "seed": 1, "records_dir": str(study_dir),
-                                           "variants": ["majority_vote", "random"], "run_dir": str(run_dir)})
+                                           "variants": ["majority_vote", "random"], "probes": [],
+                                           "run_dir": str(run_dir)})
     results = {r["variant"]: r["gain"] for r in json.loads((run_dir / "metrics.json").read_text())["results"]}
     assert results == pytest.approx({"ground_truth": GAINS[(STRONG, "ground_truth")][1],
                                      "majority_vote": GAINS[(STRONG, "majority_vote")][1],
@@ -629,7 +630,8 @@ def test_make_lab_shows_each_notebook_once_and_opens_it_with_its_figures(study_d
     as a notebook by default, its figures (from a study's records) drawn; photographed at 1024 px."""
     png = tmp_path / "lab.png"
     done = subprocess.run([sys.executable, str(paths.ROOT / "scripts" / "screenshot_lab.py"), "--records",
-                           str(study_dir), "--model", STRONG, "--seed", "1", "--png", str(png)],
+                           str(study_dir), "--model", STRONG, "--seed", "1", "--set", "probes=[]", "--min-figures", "2",
+                           "--png", str(png)],
                           capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     summary = json.loads(done.stdout)
