@@ -778,9 +778,9 @@ def test_batch_arithmetic_of_the_presets():
     assert paper.batch_shape(8) == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 32,
                                     "steps_per_generation": 64}
     toy = train.Settings.from_dict(train.load_preset("toy"), "toy")
-    # 16 prompts x 8 = 128 completions a step, one on-policy update of all of them
-    assert toy.batch_shape(1) == {"per_device_train_batch_size": 128, "gradient_accumulation_steps": 1,
-                                  "steps_per_generation": 1}
+    # 16 prompts x 8 = 128 completions a step; 2 updates of 64 (the paper's two mini-batches), one micro-batch each
+    assert toy.batch_shape(1) == {"per_device_train_batch_size": 64, "gradient_accumulation_steps": 1,
+                                  "steps_per_generation": 2}
     with pytest.raises(ValueError, match="does not divide over 3 processes"):
         toy.batch_shape(3)
 
@@ -810,7 +810,8 @@ def test_cli_trains_from_a_params_file_with_flags_overriding_it(tmp_path, capsys
     params = tmp_path / "run.yaml"
     params.write_text(f"model: {MICRO}\npreset: smoke\nvariant: nsr_source\nsteps: 3\nseed: 1\n")
     assert cli.main(["train", "--params", str(params), "--steps", "1", "--seed", "2"]) == 0
-    run = paths.outputs() / "runs" / f"{MICRO}__chain_sum__nsr_source__s2"  # cleanrl-style name from the parameters
+    # cleanrl-style name from the parameters, in the run store's layout: a step override is its own settings folder
+    run = paths.outputs() / "runs" / "smoke-1steps" / f"{MICRO}__chain_sum__nsr_source__s2"
     resolved = runinfo.read_json(run / "params.json")
     assert resolved["settings"]["steps"] == 1 and resolved["seed"] == 2 and resolved["variant"]["semantics"] == "source"
     assert resolved["overrides"] == {"steps": 1}
