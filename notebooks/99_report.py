@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Mirage or method? What the toy study finds
+# # Mirage or method? What this study finds
 #
 # For each surprising RL claim the study tests (RQ1: the reward need not be right; RQ2: one example is enough;
 # RQ3: negative samples alone suffice), does it hold on a model already **strongly aligned** with its task, on a
