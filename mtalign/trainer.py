@@ -14,7 +14,7 @@ generation hook in tests/test_decode.py):
 - `_calculate_rewards`: hand TRL the rewards computed above (already global, as TRL's own gather would make them).
 - `_generate_and_score_completions`: replace TRL's advantages by `mtalign.advantages` (grpo, psr, nsr, w_reinforce).
 - `_generate_single_turn`: sample rollouts with `mtalign.decode` instead of `model.generate` where it stands in
-  exactly (plain Llama models such as the toy world: the same tokens from the same random stream, in about 0.7 of
+  exactly (plain Llama models such as the toy world: the same tokens from the same random stream, in 0.7-0.9 of
   the time; `mtalign bench run`); anything else goes to TRL's own generation.
 
 One-shot EM (entropy_min, semantics source) has no reward: its advantages are zero and TRL's entropy term, with a
