@@ -1102,6 +1102,8 @@ def run_report_cell(plan_: Plan, entries: dict[str, dict[str, Any]], started: st
     write_manifest(plan_, entries, started)
     log(f"report   {cell.notebook} -> {cell.dir}")
     record = execute_cell(_job(cell, plan_, None))
+    if record["status"] == "interrupted":
+        raise KeyboardInterrupt(record["error"])
     if record["status"] == "finished":  # the report page is the executed notebook, exported without its code
         from mtalign import report
 
