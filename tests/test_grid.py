@@ -261,7 +261,7 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path, capsys):
                                       "report": "99_report"})
     out = tmp_path / "out"
     args = argparse.Namespace(params=grid_file, out=out, workers=None, only=["*value=2*"], dry_run=True,
-                              executor="local", notebooks=FIXTURES, no_report=False)
+                              executor="local", notebooks=FIXTURES, no_report=False, extra_seeds=False)
     assert grid.run(args) == 0
     printed = capsys.readouterr().out
     assert "2 cell(s) selected of 4; 0 done, 2 to run" in printed
