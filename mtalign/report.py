@@ -42,10 +42,12 @@ CLAIM_NOTEBOOKS = {"02_reward_signal": "RQ1 reward signal", "03_one_shot": "RQ2 
                    "04_sample_polarity": "RQ3 sample polarity"}
 ALIGNMENT_NOTEBOOK, CONTAMINATION_NOTEBOOK = "01_alignment", "05_contamination"
 PRESENT = ("finished", "skipped")  # manifest statuses whose files are complete
-VARIANTS = [BASELINE] + [v for variants in CLAIMS.values() for v in variants]  # display order
+VARIANTS = [BASELINE] + [v for variants in [*CLAIMS.values(), *verdicts.PROBES.values()] for v in variants]  # display order
 SUMMARY_KEYS = ("model", "task", "variant", "seed", "gain", "before", "after")
 # Per-step values drawn from each run's files: metrics.jsonl (rollouts, every step) and eval.jsonl (held out).
-STEP_METRICS = ("gt_accuracy", "reward_mean", "entropy", "zero_variance_frac", "clip_fraction", "pseudo_label_accuracy")
+STEP_METRICS = ("gt_accuracy", "reward_mean", "entropy", "zero_variance_frac", "clip_fraction", "pseudo_label_accuracy",
+                "clip_low_fraction", "clip_high_fraction")
+CLIP_INACTIVE = 0.001  # issue 11: a clip that binds on under 0.1% of tokens is said to be inactive at this scale
 variant_colour = plots.variant_colour
 
 
@@ -163,7 +165,7 @@ def expected_runs(study: Path, manifest: dict[str, Any]) -> list[Expected]:
                 continue
             eval_tasks = params.get("eval_tasks") or []
             task = (eval_tasks[0] if eval_tasks else None) or params.get("task") or _default_task(model)
-            variants = list(params.get("variants") or CLAIMS[claim])
+            variants = list(params.get("variants") or CLAIMS[claim]) + list(params.get("probes") or [])
             seed = params.get("seed")
             error = cell.get("error") or cell.get("reason")
             for variant in [BASELINE] + [v for v in variants if v != BASELINE]:
@@ -640,6 +642,50 @@ def evidence_figures(study: Study, claim: str, steps: pd.DataFrame, curves: pd.D
 
 
 # -- the paper's numbers -------------------------------------------------------------------------------
+def clip_table(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per variant, the share of tokens whose PPO ratio was clipped (TRL's clip_ratio, mean over every step of every
+    run; low side: ratio under 1 - eps on a negative advantage, high side: over 1 + eps_high on a positive one)."""
+    columns = ["variant", "runs", "clip_fraction", "clip_low_fraction", "clip_high_fraction", "max_step"]
+    if steps.empty:
+        return pd.DataFrame(columns=columns)
+    clip = steps[steps["metric"].isin(["clip_fraction", "clip_low_fraction", "clip_high_fraction"])]
+    rows = []
+    for variant, part in clip.groupby("variant", sort=False):
+        mean = part.groupby("metric")["value"].mean()
+        total = part[part["metric"] == "clip_fraction"]
+        rows.append({"variant": variant, "runs": len(total.groupby(["model", "task", "seed"])),
+                     **{m: mean.get(m, math.nan) for m in columns[2:5]},
+                     "max_step": total["value"].max() if not total.empty else math.nan})
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("variant", key=lambda v: v.map(_variant_rank)).reset_index(drop=True)
+
+
+def clip_statement(clips: pd.DataFrame, inactive: float = CLIP_INACTIVE) -> str:
+    """One sentence on whether the clip acted, from clip_table (the words the report shows)."""
+    clips = clips.dropna(subset=["clip_fraction"])
+    if clips.empty:
+        return "No run logged a clip fraction, so whether the clip acted cannot be said."
+    top = clips.loc[clips["clip_fraction"].idxmax()]
+    if top["clip_fraction"] < inactive:
+        return (f"The clip bound on under {inactive:.1%} of tokens in every variant (at most {top['clip_fraction']:.3%} "
+                f"on average, `{top['variant']}`): **the clipping mechanism is inactive at this scale**, so a "
+                f"clipping-bias explanation of spurious-reward gains cannot act here.")
+    return (f"The clip bound on up to {top['clip_fraction']:.2%} of tokens on average (`{top['variant']}`), above the "
+            f"{inactive:.1%} under which it would be called inactive: the clipping mechanism can act at this scale.")
+
+
+def probe_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Each mechanism probe next to the claim variant it modifies, per cell: random with and without the clip."""
+    columns = ["model", "task", "variant", "gain", "gain_low", "gain_high", "seeds"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    probes = [v for variants in verdicts.PROBES.values() for v in variants]
+    partners = {"random_unclipped": "random"}  # the claim variant each probe changes one thing of
+    keep = set(probes) | {partners[p] for p in probes if p in partners}
+    primary = table[table["primary"].fillna(True).astype(bool) & table["variant"].isin(keep)]
+    return primary.reindex(columns=columns).sort_values(["model", "task", "variant"]).reset_index(drop=True)
+
+
 def load_paper_numbers(path: Path | str = PAPER_FILE) -> dict[str, Any]:
     """params/paper_numbers.yaml, checked: every cell has model, task, alignment, base and known variants."""
     path = Path(path)

@@ -86,6 +86,23 @@ for name, fig in rep.claim_figures("RQ1 reward signal").items():
     report.show(fig, name)
 
 # %% [markdown]
+# #### Does the clip act? A mechanism probe, not a claim
+# Shao et al. (2025) explain random-reward gains by clipping bias: PPO's clip lets a random reward push the policy
+# toward what it already prefers. The toy preset makes two PPO updates per rollout step, as the paper does, so the
+# importance ratio departs from 1 and the clip can bind. The table gives the share of tokens clipped per variant (low
+# side: ratio under 1 − ε on a negative advantage; high side: over 1 + ε_high on a positive one). Below it, their own
+# control: `random_unclipped` is the random reward with the clip removed, on the same cells and seeds as `random`.
+# If random's gain were the clip's doing, removing the clip would remove it.
+
+# %%
+clips = report.clip_table(rep.steps)
+print(report.clip_statement(clips))
+report.styled(clips)
+
+# %%
+report.styled(report.probe_table(rep.table))
+
+# %% [markdown]
 # ### RQ2 · is one example enough?
 # One-shot RL trains on a single example (chosen by the historical variance of its accuracy) replicated to fill each
 # batch; its control picks the example at random. Its rollout accuracy is measured **on the training example**, so
