@@ -79,9 +79,10 @@ def test_smoke_grid_runs_end_to_end(tmp_path):
         assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
         # the notebook wrote its own files into run_dir
         assert json.loads((cell_dir / "metrics.json").read_text())["finished"]
-    # the claim notebooks share one run store: 2 models x 2 seeds x (baseline + 10 variants), each trained once
+    # the claim notebooks share one run store: 2 models x 2 seeds x (baseline + 10 variants + 02's clip probe),
+    # each trained once
     summaries = list((out / "runs" / "smoke").glob("*/summary.json"))
-    assert len(summaries) == 2 * 2 * 11
+    assert len(summaries) == 2 * 2 * 12
     assert (out / "report.html").exists() and not list(out.rglob("*.partial.ipynb"))
 
 
