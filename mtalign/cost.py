@@ -183,9 +183,9 @@ def summary_lines(estimates: list[CellEstimate], workers: list[int], costs: Cost
     import os
 
     cores = os.cpu_count() or 1
-    walls = ", ".join(f"{w} worker{'s' if w > 1 else ''} {_duration(makespan(known, w))}"
+    walls = ", ".join(f"{w} worker{'s' if w > 1 else ''} {duration(makespan(known, w))}"
                       + (f" (if it had {w} cores; this machine has {cores})" if w > cores else "") for w in workers)
-    lines = [f"estimated cost: {_duration(total)} of one core over {len(known)} cell(s); wall time (longest first) "
+    lines = [f"estimated cost: {duration(total)} of one core over {len(known)} cell(s); wall time (longest first) "
              f"with {walls}" + (f"; measured on {costs.machine}" if costs.machine else "")]
     if unknown:
         lines.append(f"  not estimated: {len(unknown)} cell(s) ({unknown[0].note}{', ...' if len(unknown) > 1 else ''});"
@@ -193,7 +193,8 @@ def summary_lines(estimates: list[CellEstimate], workers: list[int], costs: Cost
     return lines
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A length of time as a person reads it: 45 s, 12 min, 1 h 05 min (dry-run estimates and study progress)."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -56,7 +56,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from mtalign import paths, runinfo, signals
+from mtalign import cost, paths, runinfo, signals
 
 DEFAULT_GRID = paths.PARAMS / "grids" / "toy.yaml"
 EXECUTORS = ("local", "local-submitit", "slurm")
@@ -983,7 +983,7 @@ class Progress:
         """`[5/14 done, 1 failed, about 6 min left]`"""
         text = f"[{self.done}/{self.total} done, {self.failed} failed"
         if self.done < self.total:
-            text += ", time left unknown yet" if eta is None else f", about {_duration(eta)} left"
+            text += ", time left unknown yet" if eta is None else f", about {cost.duration(eta)} left"
         return text + "]"
 
     def record(self, eta: float | None) -> dict[str, Any]:
@@ -991,14 +991,6 @@ class Progress:
                 "running": len(self.started), "eta_s": None if eta is None else round(eta),
                 "estimated_finish": None if eta is None else
                 time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() + eta))}
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 def _execute(plan_: Plan, todo: list[Cell], entries: dict[str, dict[str, Any]], started: str, workers: int,
@@ -1158,8 +1150,8 @@ def dry_run(plan_: Plan, cells: list[Cell], workers: int | None = None) -> str:
         counts[state] = counts.get(state, 0) + 1
         gpus = f"  gpus={cell.resources.gpus}" if cell.resources.gpus else ""
         seconds = estimates.get(cell.name)
-        cost = f"  (about {_duration(seconds)})" if seconds is not None else ""
-        lines.append(f"{meaning[state]:<27} {cell.name}  ->  {cell.dir}{gpus}{cost}")
+        about = f"  (about {cost.duration(seconds)})" if seconds is not None else ""
+        lines.append(f"{meaning[state]:<27} {cell.name}  ->  {cell.dir}{gpus}{about}")
     head = (f"{plan_.grid.source}: {len(cells)} cell(s) selected of {len(plan_.cells)}; "
             f"{counts.get('done', 0)} done, {len(cells) - counts.get('done', 0)} to run; output {plan_.out}")
     tail = [f"then the report: {plan_.report.notebook} -> {plan_.report.dir}"] if plan_.report else []
@@ -1169,8 +1161,6 @@ def dry_run(plan_: Plan, cells: list[Cell], workers: int | None = None) -> str:
 def _estimates(plan_: Plan, todo: list[Cell], workers: int | None) -> tuple[dict[str, float], list[str]]:
     """Each cell's estimated seconds (`mtalign.cost`, from params/costs.yaml) and the grid's summary lines; an
     estimate that cannot be made is reported, never fatal."""
-    from mtalign import cost
-
     try:
         costs = cost.load_costs()
         found = cost.estimate_cells(plan_, todo, costs, runs_dir=plan_.out / "runs")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mtalign import grid
+from mtalign import cost, grid
 
 
 def _cell(name: str, notebook: str) -> grid.Cell:
@@ -47,4 +47,4 @@ def test_failures_are_counted_and_recorded():
 
 @pytest.mark.parametrize("seconds, text", [(42, "42 s"), (600, "10 min"), (3 * 3600 + 5 * 60, "3 h 05 min")])
 def test_durations_read_naturally(seconds, text):
-    assert grid._duration(seconds) == text
+    assert cost.duration(seconds) == text
