@@ -679,9 +679,7 @@ def probe_table(table: pd.DataFrame) -> pd.DataFrame:
     columns = ["model", "task", "variant", "gain", "gain_low", "gain_high", "seeds"]
     if table.empty:
         return pd.DataFrame(columns=columns)
-    probes = [v for variants in verdicts.PROBES.values() for v in variants]
-    partners = {"random_unclipped": "random"}  # the claim variant each probe changes one thing of
-    keep = set(probes) | {partners[p] for p in probes if p in partners}
+    keep = {v for pairs in verdicts.PROBES.values() for pair in pairs.items() for v in pair}
     primary = table[table["primary"].fillna(True).astype(bool) & table["variant"].isin(keep)]
     return primary.reindex(columns=columns).sort_values(["model", "task", "variant"]).reset_index(drop=True)
 

@@ -46,7 +46,8 @@ CLAIMS: dict[str, list[str]] = {
 }
 # mechanism probes, shown beside the claims and never judged as one: random_unclipped is the random reward with the
 # PPO clip removed, next to `random` on the same cells (is a random-reward gain the clip's doing? Shao et al. 2025)
-PROBES: dict[str, list[str]] = {"probe: clip removed": ["random_unclipped"]}
+# label -> {probe variant: the claim variant it changes one thing of}
+PROBES: dict[str, dict[str, str]] = {"probe: clip removed": {"random_unclipped": "random"}}
 HOLDS, BELOW, NO_GAIN, NOISE, FEW = "holds", "below the bar", "no gain / harms", "within noise", "too few seeds"
 VERDICTS = (HOLDS, BELOW, NO_GAIN, NOISE, FEW)
 FAILS = (BELOW, NO_GAIN)  # what "fails on the weak model" means in the divergence

@@ -25,10 +25,12 @@
 # strong and weak models of both toy task families and several seeds; `99_report` gives the verdicts with intervals
 # across seeds.
 #
-# **Parameters.** Scientific: `model` (its alignment with the task) and `variants` (the reward). Nuisance: `seed`.
+# **Parameters.** Scientific: `model` (its alignment with the task) and `variants` (the reward); `probes` are
+# mechanism probes run on the same cell and never judged as claims (`random_unclipped`: random without the PPO
+# clip). Nuisance: `seed`.
 # Fixed: `preset`, the frozen training settings shared by every variant (params/train/*.yaml). The defaults are the
 # smoke configuration (a micro model, 2 steps); the study uses `params/grids/toy.yaml`. To see the toy study's real
-# runs without training: `model="toy-chain_sum-weak"`, `preset="toy"`, `records_dir="outputs"` (its committed records).
+# runs without training: `model="toy-chain_sum-weak"`, `preset="toy"`, `records_dir="outputs"` (after `make study`).
 
 # %% tags=["parameters"]
 model: str = "micro-chain_sum-strong"  # model to train (toy short name, local path or Hugging Face name)
