@@ -1,0 +1,592 @@
+"""The alignment ladder (issue 11, part 2): where along alignment does each claim turn from mirage to method?
+
+The toy world's `ladders:` (params/toyworld.yaml) are dials of pretraining exposure, each a list of recipes in dial
+order: `fidelity` (an unfaithful answer tag holds the task's one systematic wrong answer) and `diffuse` (a fresh
+random wrong answer each time: no wrong answer the model comes to prefer). A rung is one recipe of one dial on one
+task family; its model is `<world>-<task>-<recipe>`. This module reads those ladders (the only reader: rung names
+are typed nowhere else) and, from a ladder study's files, computes:
+
+- per rung, the alignment summaries of the base model (`SUMMARIES`): pass@1, pass@k_max, the area under pass@k over
+  log2 k (passk.summaries), and maj@k_max, the accuracy of the majority answer among k samples (what majority-vote
+  self-reward trains toward; TTRL's pseudo-label accuracy at group size k). maj@k needs each sample's answer, which
+  01_alignment does not keep, so `measure` draws the samples once (the same prompts, settings and sampler as
+  `mtalign.alignment.measure`, hence the same samples) and keeps both the correct counts and the answers' votes;
+- per family x dial x claim variant, the gain and paired margin across seeds (mtalign.verdicts' statistics and
+  verdicts, never re-implemented) against alignment, ground truth as the reference curve;
+- per variant, the transition: the alignment at which the variant's mean gain first reaches half of ground truth's
+  (interpolated between rungs), with a percentile interval from resampling seeds, or no transition in the ladder;
+- which alignment summary separates the cells where a claim holds from those where it fails (rank AUC and the best
+  single-threshold accuracy);
+- whether alignment rises monotonically along a dial (`monotone_steps`).
+mtalign/predict.py fits these curves and places a new model on them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mtalign import alignment, models, passk, runinfo, toyworld, verdicts
+from mtalign.verdicts import BASELINE, CLAIMS, FRACTION, HOLDS
+
+SUMMARIES = ("pass@1", "pass@k_max", "auc_log_k", "maj@k_max")
+RECORD_SUFFIX = ".ladder.json"  # a rung's measurement: `<model>__<task>.ladder.json`
+MAJ_DRAWS = 200  # random k-subsets per problem for maj@k (k < n); its Monte Carlo error is under 0.01 per task
+BOOTSTRAP = 1000
+IN_LADDER, FROM_LOWEST, NO_TRANSITION = "transition", "holds from the lowest rung", "no transition within the ladder"
+RUN_FIRST = "mtalign study --params params/grids/ladder.yaml --out {dir}"
+
+
+# -- the ladders ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rung:
+    world: str
+    task: str  # the task family
+    dial: str
+    recipe: str
+    position: int  # 0 = the dial's first (least aligned) recipe
+
+    @property
+    def model(self) -> str:
+        return f"{self.world}-{self.task}-{self.recipe}"
+
+
+def ladders(config: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """dial -> its recipes in dial order, as params/toyworld.yaml's `ladders:` declares them."""
+    config = config or toyworld.load_config()
+    declared = config.get("ladders")
+    if not isinstance(declared, dict) or not declared:
+        raise ValueError(f"{toyworld.CONFIG_FILE} declares no `ladders:` (dial: [recipe, ...]); the ladder needs it")
+    unknown = sorted({r for recipes in declared.values() for r in recipes} - set(config["recipes"]))
+    if unknown:
+        raise ValueError(f"{toyworld.CONFIG_FILE}: ladder rung(s) {', '.join(unknown)} are not recipes; recipes: "
+                         f"{', '.join(config['recipes'])}")
+    return {str(dial): list(recipes) for dial, recipes in declared.items()}
+
+
+def rungs(world: str = "toy", tasks: Sequence[str] | None = None, dials: Sequence[str] | None = None,
+          per_dial: int = 0, config: dict[str, Any] | None = None) -> list[Rung]:
+    """The rungs of `dials` (default all) on `tasks` (default every task family) in `world`; `per_dial` > 0 keeps
+    that many rungs of each dial, spread evenly from its first to its last (a smoke ladder)."""
+    config = config or toyworld.load_config()
+    declared = ladders(config)
+    for kind, wanted, valid in (("world", [world], config["worlds"]), ("task", tasks or [], config["tasks"]),
+                                ("dial", dials or [], declared)):
+        bad = [w for w in wanted if w not in valid]
+        if bad:
+            raise ValueError(f"unknown {kind}(s) {', '.join(map(str, bad))}; valid: {', '.join(valid)}")
+    out = []
+    for task in tasks or list(config["tasks"]):
+        for dial in dials or list(declared):
+            recipes = declared[dial]
+            out += [Rung(world, task, dial, recipes[i], i) for i in spread(len(recipes), per_dial)]
+    return out
+
+
+def spread(length: int, count: int) -> list[int]:
+    """`count` indices of 0..length-1 spread evenly, both ends included (all of them when count <= 0 or >= length)."""
+    if count <= 0 or count >= length:
+        return list(range(length))
+    if count == 1:
+        return [0]
+    return sorted({int(round(i * (length - 1) / (count - 1))) for i in range(count)})
+
+
+def rung_index(config: dict[str, Any] | None = None) -> dict[str, list[Rung]]:
+    """model name -> its rungs (a recipe on two dials is a rung of each), over every world and task."""
+    config = config or toyworld.load_config()
+    index: dict[str, list[Rung]] = {}
+    for world in config["worlds"]:
+        for rung in rungs(world, config=config):
+            index.setdefault(rung.model, []).append(rung)
+    return index
+
+
+# -- measuring a rung: pass@k and maj@k from one set of samples ---------------------------------------------------
+def measure(model: str, task: str | None = None, n: int = 64, problems: int = 100, seed: int = 0,
+            backend: str = "auto", batch_size: int = 512, max_new_tokens: int | None = None,
+            out: Path | str | None = None, progress: bool = False, log=print) -> dict[str, Any]:
+    """pass@k and maj@k of `model` on `task` (its own task for a toy model) from n samples per problem.
+
+    The samples are those `mtalign.alignment.measure` draws with the same arguments (same problems, prompts,
+    sampling settings, seed and batch size), so the correct counts equal 01_alignment's; beside them the record keeps
+    each problem's votes (`record`). Names and the model's availability are checked before any weights are loaded;
+    a model that cannot be loaded fails with one line, before any sampling. Writes `<model>__<task>.ladder.json`
+    into `out` when given.
+    """
+    from mtalign.sampling import SamplingParams, make_sampler
+    from mtalign.tasks import get_task
+
+    task = task or alignment.default_task(model)
+    alignment.validate(model, task, n, None)
+    if problems < 1:
+        raise ValueError(f"problems must be at least 1, got {problems}")
+    models.preflight(model, use_vllm=backend == "vllm", vllm_fix="--backend transformers", what=f"sampling {model}")
+    task_obj = get_task(task, **alignment._toy_difficulty(model, task))
+    items = task_obj.problems(task_obj.eval_split, n=problems, seed=0)  # the fixed evaluation set, as 01's
+    loaded = load_model(model, log)
+    params = SamplingParams(n=n, temperature=1.0, top_p=1.0, seed=seed, batch_size=batch_size,
+                            max_new_tokens=max_new_tokens or getattr(task_obj, "max_new_tokens", 1024))
+    sampler = make_sampler(loaded, backend)
+    samples = sampler.generate([loaded.render(task_obj, p) for p in items], params, progress=progress)
+    result = record(model, task_obj, items, [[s.text for s in group] for group in samples], seed)
+    result["sampling"] = {"backend": sampler.backend, "temperature": 1.0, "top_p": 1.0, "batch_size": batch_size,
+                          "max_new_tokens": params.max_new_tokens, "prompt_style": loaded.style}
+    result.update(model_path=loaded.path, finished=runinfo.now(), **runinfo.environment())
+    if out is not None:
+        write_record(result, Path(out))
+    return result
+
+
+def load_model(model: str, log=print):
+    """`models.load`, with any failure to load said in one line (the CLI prints it without a traceback)."""
+    try:
+        return models.load(model, log=log)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError):
+        raise
+    except Exception as err:  # a damaged checkpoint, a config transformers cannot read, ...
+        raise ValueError(f"cannot load model {model!r}: {type(err).__name__}: {str(err).splitlines()[0][:300]}")
+
+
+def record(model: str, task, items: Sequence, completions: Sequence[Sequence[str]], seed: int = 0) -> dict[str, Any]:
+    """A rung's record from its completions (one list of n texts per problem): what pass@k reads (`correct`: samples
+    formatted and correct, as 01_alignment counts them) and what maj@k reads (`votes`: per problem, each distinct
+    answer in the task's canonical form with its count and whether the verifier accepts it, and `unvoted`, the
+    samples with no parseable answer). Votes have no format gate, as in majority-vote self-reward (TTRL)."""
+    from mtalign.rewards import Rollouts
+
+    n = len(completions[0])
+    if any(len(group) != n for group in completions):
+        raise ValueError("every problem needs the same number of completions")
+    rollouts = Rollouts([c for group in completions for c in group], [p for p in items for _ in range(n)], task, n)
+    correct, votes, unvoted = [], [], []
+    for g in range(len(items)):
+        scores = rollouts.scores[g * n:(g + 1) * n]
+        answers = rollouts.canonical_answers[g * n:(g + 1) * n]
+        correct.append(int(sum(s.reward for s in scores)))
+        tally: dict[str, list] = {}
+        for answer, score in zip(answers, scores):
+            if answer is not None:
+                entry = tally.setdefault(answer, [answer, 0, False])
+                entry[1] += 1
+                entry[2] = entry[2] or bool(score.correct)
+        votes.append(sorted(tally.values(), key=lambda e: (-e[1], e[0])))
+        unvoted.append(n - sum(e[1] for e in tally.values()))
+    ks = passk.default_ks(n)
+    maj = majority_table(votes, unvoted, n, ks, seed=seed)
+    curve = passk.curve(n, correct, ks, seed=seed)
+    return {"model": model, "task": task.name, "split": task.eval_split, "n": n, "k": ks, "seed": seed,
+            "problem_ids": [p.id for p in items], "correct": correct, "votes": votes, "unvoted": unvoted,
+            "curve": curve, "maj_curve": {"k": ks, "maj_at_k": maj.mean(axis=0).tolist()},
+            "summary": {**passk.summaries(curve), f"maj@{n}": float(maj[:, -1].mean())}}
+
+
+def write_record(result: dict[str, Any], out: Path) -> Path:
+    return runinfo.write_json(out / f"{alignment.cell_name(result['model'], result['task'])}{RECORD_SUFFIX}", result)
+
+
+def majority_table(votes: Sequence[Sequence[Sequence]], unvoted: Sequence[int], n: int, ks: Sequence[int],
+                   draws: int = MAJ_DRAWS, seed: int = 0) -> np.ndarray:
+    """Matrix [problem, k] of maj@k: the chance that the most frequent answer among k of the n samples, drawn
+    without replacement, is correct. Ties go to one of the tied answers at random; samples without a parseable
+    answer do not vote, and k samples with no vote at all count as wrong. Exact for k = n up to ties; otherwise the
+    mean over `draws` random subsets (seeded)."""
+    rng = np.random.default_rng(seed)
+    table = np.zeros((len(votes), len(ks)))
+    for p, (answers, missing) in enumerate(zip(votes, unvoted)):
+        if not answers:
+            continue
+        labels = np.repeat(np.arange(len(answers) + 1), [a[1] for a in answers] + [missing])  # last label: no vote
+        if len(labels) != n:
+            raise ValueError(f"problem {p}: {len(labels)} votes and blanks for n = {n} samples")
+        right = np.array([bool(a[2]) for a in answers] + [False])
+        for j, k in enumerate(ks):
+            picks = labels[np.argsort(rng.random((draws if k < n else 1, n)), axis=1)[:, :k]]
+            counts = (picks[:, :, None] == np.arange(len(answers))).sum(axis=1)  # [draw, answer]; blanks left out
+            # random tie-break: a jitter below 1 reorders only equal counts
+            winner = np.argmax(counts + rng.random(counts.shape) * 0.5, axis=1)
+            voted = counts.max(axis=1) > 0
+            if k == n:  # exact over the tie-break: the share of tied maxima that are correct
+                top = counts[0] == counts[0].max()
+                table[p, j] = float(right[:-1][top].mean()) if voted[0] else 0.0
+            else:
+                table[p, j] = float((right[winner] & voted).mean())
+    return table
+
+
+def per_problem_summaries(result: dict[str, Any], k_max: int | None = None) -> np.ndarray:
+    """Matrix [problem, SUMMARIES] of one record at k_max (default its n): every summary is a mean over problems of
+    these per-problem values, so one bootstrap over problems gives all their intervals. maj@k_max is NaN for a
+    record without votes (01_alignment's)."""
+    n = int(result["n"])
+    k = int(k_max or n)
+    if not 1 <= k <= n:
+        raise ValueError(f"k_max {k} needs 1 <= k_max <= n = {n} samples per problem ({result['model']})")
+    ks = passk.default_ks(k)
+    table = passk.per_problem(n, result["correct"], ks)
+    auc = [passk.summaries({"k": ks, "pass_at_k": row})["auc_log_k"] for row in table]
+    if result.get("votes") is not None:
+        maj = majority_table(result["votes"], result["unvoted"], n, [k], seed=int(result.get("seed", 0)))[:, 0]
+    else:
+        maj = np.full(len(table), math.nan)
+    return np.column_stack([table[:, 0], table[:, -1], auc, maj])
+
+
+def summarize(result: dict[str, Any], k_max: int | None = None, n_boot: int = BOOTSTRAP,
+              seed: int = 0) -> dict[str, float]:
+    """SUMMARIES of one record at k_max, each with a 95% percentile-bootstrap interval over problems (`<name>_low`,
+    `<name>_high`)."""
+    table = per_problem_summaries(result, k_max)
+    rng = np.random.default_rng(seed)
+    boot = table[rng.integers(0, len(table), size=(n_boot, len(table)))].mean(axis=1)  # [resample, summary]
+    out: dict[str, float] = {"k_max": int(k_max or result["n"])}
+    for i, name in enumerate(SUMMARIES):
+        low, high = np.percentile(boot[:, i], [2.5, 97.5]) if np.isfinite(table[:, i]).all() else (math.nan,) * 2
+        out.update({name: float(table[:, i].mean()), f"{name}_low": float(low), f"{name}_high": float(high)})
+    return out
+
+
+def measure_rungs(ladder_rungs: Sequence[Rung], out: Path | str, n: int = 64, problems: int = 100, seed: int = 0,
+                  workers: int = 1, log=print) -> list[dict[str, Any]]:
+    """`measure` on every rung into `out`, reusing a rung's record there when it was measured with the same n,
+    problems and seed; `workers` processes (one thread each) at a time."""
+    out = Path(out)
+    results, todo = {}, []
+    for rung in ladder_rungs:
+        path = out / f"{alignment.cell_name(rung.model, rung.task)}{RECORD_SUFFIX}"
+        found = _readable(path)
+        if found and (found["n"], len(found["problem_ids"]), found["seed"]) == (n, problems, seed):
+            results[rung.model] = found
+        else:
+            todo.append(dict(model=rung.model, task=rung.task, n=n, problems=problems, seed=seed, out=out))
+    if todo:
+        log(f"measuring pass@k and maj@k of {len(todo)} rung(s) ({n} samples x {problems} problems each)")
+        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+            for result in pool.map(_measure_quietly, todo):
+                results[result["model"]] = result
+    return [results[r.model] for r in ladder_rungs]
+
+
+def _measure_quietly(kwargs: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    return measure(**kwargs, log=lambda message: None)
+
+
+def _readable(path: Path) -> dict[str, Any] | None:
+    try:
+        return runinfo.read_json(path) if path.exists() else None
+    except ValueError:
+        return None
+
+
+def load_records(folder: Path | str) -> list[dict[str, Any]]:
+    """Every rung record (`*.ladder.json`) under `folder`."""
+    found = [_readable(p) for p in sorted(Path(folder).rglob(f"*{RECORD_SUFFIX}"))] if Path(folder).is_dir() else []
+    return [r for r in found if isinstance(r, dict)]
+
+
+# -- a ladder's data: alignment per rung, gains per rung and variant --------------------------------------------
+@dataclass
+class Ladder:
+    """What a ladder study measured. `rungs`: one row per rung (family, dial, position, recipe, model, SUMMARIES with
+    intervals, where they came from); `cells`: one row per (rung, variant) with verdicts.cell_verdicts' numbers and
+    verdict and the rung's columns; `seeds`: (model, variant) -> {seed: gain}, the paired statistics' input."""
+
+    rungs: pd.DataFrame
+    cells: pd.DataFrame
+    seeds: dict[tuple[str, str], dict[int, float]]
+    warnings: list[str] = field(default_factory=list)
+
+    def points(self, variant: str, summary: str, families: Iterable[str] | None = None,
+               dials: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> list["Point"]:
+        """The rungs where `variant` and ground truth both have runs, as (alignment, seed gains) points."""
+        rows = self.cells[(self.cells["variant"] == variant) & self.cells[summary].notna()]
+        if families is not None:
+            rows = rows[rows["family"].isin(list(families))]
+        if dials is not None:
+            rows = rows[rows["dial"].isin(list(dials))]
+        rows = rows[~rows["model"].isin(list(exclude))]
+        points = []
+        for row in rows.drop_duplicates("model").to_dict("records"):
+            mine, gt = self.seeds.get((row["model"], variant), {}), self.seeds.get((row["model"], BASELINE), {})
+            paired = sorted(set(mine) & set(gt))
+            if paired:
+                points.append(Point(float(row[summary]), row["model"], row["family"], row["dial"],
+                                    np.array([mine[s] for s in paired]), np.array([gt[s] for s in paired])))
+        return sorted(points, key=lambda p: p.x)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One rung of one variant: its alignment and, per paired seed, the variant's and ground truth's gains."""
+
+    x: float
+    model: str
+    family: str
+    dial: str
+    gain: np.ndarray
+    gt_gain: np.ndarray
+
+    def margin(self, fraction: float = FRACTION) -> np.ndarray:
+        return self.gain - fraction * self.gt_gain
+
+
+def load(study_dir: Path | str, k_max: int | None = None, n_boot: int = BOOTSTRAP) -> Ladder:
+    """The ladder a study folder holds: its runs (the grid's, through mtalign.report.load_study), the rung records
+    that 06_alignment_ladder measured (`*.ladder.json`) and, for rungs without one, 01_alignment's records."""
+    from mtalign import report
+
+    study = report.load_study(study_dir)
+    return build(study.summaries, load_records(study_dir) + study.alignment, k_max, n_boot,
+                 warnings=list(study.warnings))
+
+
+def build(summaries: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], k_max: int | None = None,
+          n_boot: int = BOOTSTRAP, warnings: list[str] | None = None) -> Ladder:
+    """A `Ladder` from run summaries and rung records (only models that are rungs of a declared ladder count)."""
+    warnings = list(warnings or [])
+    index = rung_index()
+    rung_rows = rung_table(index, records, k_max, n_boot, warnings)
+    cells, seeds = gain_table(summaries, rung_rows, warnings)
+    return Ladder(rung_rows, cells, seeds, warnings)
+
+
+def rung_table(index: dict[str, list[Rung]], records: Sequence[dict[str, Any]], k_max: int | None = None,
+               n_boot: int = BOOTSTRAP, warnings: list[str] | None = None) -> pd.DataFrame:
+    """One row per measured rung. A rung record with votes (maj@k) is preferred over 01_alignment's; several
+    records of one rung: the one with the most samples. k_max: the k of pass@k_max and maj@k_max (default: each
+    record's n; a record with fewer samples than k_max is left out, with a warning)."""
+    best: dict[str, tuple[tuple, dict[str, Any]]] = {}
+    for r in records:
+        if r.get("model") not in index or r.get("task") != index[r["model"]][0].task:
+            continue
+        rank = (r.get("votes") is not None, int(r["n"]) * len(r["problem_ids"]))
+        if r["model"] not in best or rank > best[r["model"]][0]:
+            best[r["model"]] = (rank, r)
+    rows = []
+    for model, (_, r) in sorted(best.items()):
+        if k_max and int(r["n"]) < k_max:
+            (warnings if warnings is not None else []).append(
+                f"{model}: measured with n = {r['n']} < k_max = {k_max}; left out of the ladder")
+            continue
+        values = summarize(r, k_max, n_boot)
+        source = "ladder record (pass@k and maj@k)" if r.get("votes") is not None else "01_alignment (pass@k only)"
+        for rung in index[model]:
+            rows.append({"family": rung.task, "dial": rung.dial, "position": rung.position, "recipe": rung.recipe,
+                         "model": model, "world": rung.world, "n": int(r["n"]), "problems": len(r["problem_ids"]),
+                         **values, "source": source})
+    columns = ["family", "dial", "position", "recipe", "model", "world", "n", "problems", "k_max", "source"]
+    frame = pd.DataFrame(rows, columns=columns + [c for s in SUMMARIES for c in (s, f"{s}_low", f"{s}_high")])
+    return frame.sort_values(["family", "dial", "position"]).reset_index(drop=True)
+
+
+def gain_table(summaries: Sequence[dict[str, Any]], rung_rows: pd.DataFrame,
+               warnings: list[str] | None = None) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[int, float]]]:
+    """verdicts.cell_verdicts on the runs of rung models (each run's primary evaluation task), joined with the rung
+    table, and the per-seed gains behind them. Only one settings key is analysed: the one most runs share (the
+    ladder grid's frozen preset); others are named in `warnings`, never pooled."""
+    index = rung_index()
+    mine = [s for s in summaries if s.get("model") in index and s.get("role", "study") == "study"]
+    keys = pd.Series([verdicts.settings_key(s) for s in mine], dtype=object)
+    key = keys.value_counts().index[0] if len(keys) else None
+    if key is not None and keys.nunique() > 1:
+        (warnings if warnings is not None else []).append(
+            f"the ladder's runs have {keys.nunique()} settings; only the most common ({key[:8]}, "
+            f"{int((keys == key).sum())} runs) is analysed, the other {int((keys != key).sum())} runs are left out")
+    mine = [s for s, k in zip(mine, keys) if k == key]
+    seeds: dict[tuple[str, str], dict[int, float]] = {}
+    for s in mine:
+        primary = [r for r in verdicts.per_eval_task(s) if r["primary"]][0]
+        seeds.setdefault((s["model"], s["variant"]), {})[int(s["seed"])] = float(primary["gain"])
+    rows = [r for r in verdicts.cell_verdicts(mine, bootstrap=False) if r["primary"]]
+    cells = pd.DataFrame(rows)
+    columns = ["model", "variant", "claim", "seeds", "paired_seeds", "gain", "gain_low", "gain_high", "gt_gain",
+               "gt_gain_low", "gt_gain_high", "margin", "margin_low", "margin_high", "verdict", "before"]
+    cells = cells[columns] if len(cells) else pd.DataFrame(columns=columns)
+    merged = rung_rows.drop(columns=["world"]).merge(cells, on="model", how="inner")
+    return merged.sort_values(["family", "dial", "position", "variant"]).reset_index(drop=True), seeds
+
+
+def require_results(lad: Ladder, study_dir: Path | str) -> None:
+    """Refuse, saying what to run, when a folder holds no ladder to fit (no rung with alignment and runs)."""
+    if lad.rungs.empty:
+        raise FileNotFoundError(f"no ladder results in {study_dir}: no rung's alignment is measured there. Run "
+                                f"`{RUN_FIRST.format(dir=study_dir)}` first (or point --ladder at its folder)")
+    judged = lad.cells[lad.cells["variant"] != BASELINE]
+    if judged.empty or judged["model"].nunique() < 2:
+        raise FileNotFoundError(f"no ladder results in {study_dir}: RL runs of a claim variant and ground truth on "
+                                f"at least two rungs are needed, found {judged['model'].nunique()}. Run "
+                                f"`{RUN_FIRST.format(dir=study_dir)}` first")
+
+
+# -- is alignment monotone along a dial? --------------------------------------------------------------------------
+def monotone_steps(rung_rows: pd.DataFrame, summary: str = "pass@1", tolerance: float = 0.0) -> pd.DataFrame:
+    """Each step between consecutive rungs of a dial (in dial order): the change of `summary` and a word. A step
+    `falls` when the later rung is below the earlier one by more than `tolerance` and, where both have intervals,
+    the intervals do not overlap; a smaller or overlapping fall is `flat within noise`; else `rises`."""
+    rows = []
+    for (family, dial), group in rung_rows.groupby(["family", "dial"], sort=True):
+        group = group.sort_values("position").to_dict("records")
+        for a, b in zip(group, group[1:]):
+            delta = b[summary] - a[summary]
+            separated = not (b.get(f"{summary}_high", math.nan) >= a.get(f"{summary}_low", math.nan))
+            word = "rises" if delta >= 0 else "falls" if (delta < -tolerance and separated) else "flat within noise"
+            rows.append({"family": family, "dial": dial, "summary": summary, "from": a["recipe"], "to": b["recipe"],
+                         "from_value": a[summary], "to_value": b[summary], "change": delta, "step": word})
+    return pd.DataFrame(rows, columns=["family", "dial", "summary", "from", "to", "from_value", "to_value", "change",
+                                       "step"])
+
+
+def not_monotone(rung_rows: pd.DataFrame, summary: str = "pass@1", dials: Iterable[str] | None = None,
+                 tolerance: float = 0.0) -> list[str]:
+    """The falls along each dial (empty: alignment is monotone along them), one sentence each."""
+    steps = monotone_steps(rung_rows, summary, tolerance)
+    if dials is not None:
+        steps = steps[steps["dial"].isin(list(dials))]
+    return [f"{s['family']} {s['dial']}: {summary} falls from {s['from']} ({s['from_value']:.3f}) to {s['to']} "
+            f"({s['to_value']:.3f})" for s in steps[steps["step"] == "falls"].to_dict("records")]
+
+
+# -- transitions ----------------------------------------------------------------------------------------------------
+def reached(point: Point, fraction: float = FRACTION) -> float:
+    """How far a rung's variant is past the bar: min(mean paired margin, mean gain); positive when its gain reaches
+    `fraction` of ground truth's and is above 0."""
+    return float(min(point.margin(fraction).mean(), point.gain.mean()))
+
+
+def resample(points: Sequence[Point], n_boot: int, seed: int = 0, fraction: float = FRACTION) -> dict[str, np.ndarray]:
+    """Each rung's mean gain, ground-truth gain and paired margin when its paired seeds are resampled with
+    replacement (rungs independently): arrays [resample, point]."""
+    rng = np.random.default_rng(seed)
+    out = {"gain": np.empty((n_boot, len(points))), "gt_gain": np.empty((n_boot, len(points)))}
+    for j, p in enumerate(points):
+        picks = rng.integers(0, len(p.gain), size=(n_boot, len(p.gain)))
+        out["gain"][:, j], out["gt_gain"][:, j] = p.gain[picks].mean(axis=1), p.gt_gain[picks].mean(axis=1)
+    return {**out, "margin": out["gain"] - fraction * out["gt_gain"]}
+
+
+def crossing(xs: Sequence[float], values: Sequence[float]) -> tuple[str, float]:
+    """Where `values` (over ascending `xs`) first turn positive, linearly interpolated from the rung before:
+    (IN_LADDER, x), (FROM_LOWEST, first x) or (NO_TRANSITION, nan)."""
+    for i, value in enumerate(values):
+        if value > 0:
+            if i == 0:
+                return FROM_LOWEST, float(xs[0])
+            x0, x1, v0 = xs[i - 1], xs[i], values[i - 1]
+            return IN_LADDER, float(x0 + (0 - v0) * (x1 - x0) / (value - v0))
+    return NO_TRANSITION, math.nan
+
+
+def transition(points: Sequence[Point], n_boot: int = BOOTSTRAP, seed: int = 0,
+               fraction: float = FRACTION) -> dict[str, Any]:
+    """A variant's transition over `points` (sorted by alignment), with a 95% percentile interval from resampling
+    each rung's paired seeds. In the bootstrap, holding from the lowest rung counts as the lowest rung's alignment
+    and no transition as beyond the highest (an infinite bound); `in_ladder` is the share of resamples with a
+    transition inside the ladder."""
+    xs = [p.x for p in points]
+    status, estimate = crossing(xs, [reached(p, fraction) for p in points])
+    boot = resample(points, n_boot, seed, fraction)
+    values = np.minimum(boot["margin"], boot["gain"])  # `reached` of every resample and rung
+    found = np.empty(n_boot)
+    statuses = []
+    for b in range(n_boot):
+        word, x = crossing(xs, values[b])
+        statuses.append(word)
+        found[b] = math.inf if word == NO_TRANSITION else x
+    # order statistics, not interpolation, which an infinite bound would turn into NaN
+    low, high = np.percentile(found, [2.5, 97.5], method="inverted_cdf") if n_boot else (math.nan, math.nan)
+    return {"status": status, "transition": estimate, "low": float(low), "high": float(high),
+            "in_ladder": statuses.count(IN_LADDER) / max(1, n_boot), "rungs": len(points),
+            "x_min": min(xs) if xs else math.nan, "x_max": max(xs) if xs else math.nan}
+
+
+def transitions(lad: Ladder, summary: str = "pass@1", variants: Sequence[str] | None = None,
+                by: Sequence[str] = ("family", "dial"), n_boot: int = BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
+    """One row per group (`by`: family and dial by default; ("family",) pools a family's dials) and variant."""
+    variants = variants or [v for v in _variants(lad) if v != BASELINE]
+    rows = []
+    groups = lad.cells[list(by)].drop_duplicates().to_dict("records") if len(lad.cells) else []
+    for group in groups:
+        for variant in variants:
+            points = lad.points(variant, summary, families=[group["family"]] if "family" in group else None,
+                                dials=[group["dial"]] if "dial" in group else None)
+            if points:
+                rows.append({**group, "claim": verdicts.claim_of(variant), "variant": variant, "summary": summary,
+                             **transition(points, n_boot, seed)})
+    frame = pd.DataFrame(rows)
+    return frame if frame.empty else frame.assign(interval=[_interval(r) for r in frame.to_dict("records")])
+
+
+def _interval(row: dict[str, Any]) -> str:
+    high = "beyond the ladder" if math.isinf(row["high"]) else f"{row['high']:.3f}"
+    return f"[{row['low']:.3f}, {high}]"
+
+
+def _variants(lad: Ladder) -> list[str]:
+    """Variants present, in the claims' order."""
+    order = [BASELINE] + [v for vs in CLAIMS.values() for v in vs]
+    present = set(lad.cells["variant"]) if len(lad.cells) else set()
+    return [v for v in order if v in present] + sorted(present - set(order))
+
+
+# -- which alignment summary separates holds from fails -----------------------------------------------------------
+def rank_auc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    """P(a holding cell's alignment > a failing cell's), ties counting half (the Mann-Whitney AUC)."""
+    pos, neg = np.asarray(positive, float)[:, None], np.asarray(negative, float)[None, :]
+    if pos.size == 0 or neg.size == 0:
+        return math.nan
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+
+
+def best_threshold(positive: Sequence[float], negative: Sequence[float]) -> tuple[float, float]:
+    """(threshold, accuracy) of the best rule "holds when alignment >= threshold" on these cells."""
+    x = np.concatenate([np.asarray(positive, float), np.asarray(negative, float)])
+    y = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
+    if len(x) == 0:
+        return math.nan, math.nan
+    values = np.unique(x)
+    candidates = np.concatenate([[values[0] - 1], (values[1:] + values[:-1]) / 2, [values[-1] + 1]])
+    accuracy = [((x >= t) == y).mean() for t in candidates]
+    best = int(np.argmax(accuracy))
+    return float(candidates[best]), float(accuracy[best])
+
+
+def separation(cells: pd.DataFrame, summaries: Sequence[str] = SUMMARIES) -> pd.DataFrame:
+    """Per scope (each variant, each claim, all claims) and alignment summary: how well the summary separates cells
+    that hold from cells that fail (below the bar, or no gain / harms; cells within noise are left out and counted),
+    as rank AUC and best single-threshold accuracy. Ground truth, the reference, is not a scope."""
+    judged = cells[(cells["variant"] != BASELINE) & cells["claim"].isin(list(CLAIMS))]
+    scopes = [("variant", v, judged[judged["variant"] == v]) for v in dict.fromkeys(judged["variant"])]
+    scopes += [("claim", c, judged[judged["claim"] == c]) for c in dict.fromkeys(judged["claim"])]
+    scopes.append(("all claims", "all claims", judged))
+    rows = []
+    for kind, name, group in scopes:
+        for summary in summaries:
+            usable = group[group[summary].notna()]
+            pos = usable[usable["verdict"] == HOLDS][summary]
+            neg = usable[usable["verdict"].isin(verdicts.FAILS)][summary]
+            threshold, accuracy = best_threshold(pos, neg)
+            rows.append({"scope": kind, "name": name, "summary": summary, "holds": len(pos), "fails": len(neg),
+                         "left_out": len(group) - len(pos) - len(neg), "rank_auc": rank_auc(pos, neg),
+                         "threshold": threshold, "accuracy": accuracy})
+    return pd.DataFrame(rows, columns=["scope", "name", "summary", "holds", "fails", "left_out", "rank_auc",
+                                       "threshold", "accuracy"])
+
+
+def best_summaries(table: pd.DataFrame) -> pd.DataFrame:
+    """Per scope, the summary with the highest rank AUC (ties: the best threshold accuracy, then SUMMARIES order)."""
+    usable = table[table["rank_auc"].notna()].copy()
+    if usable.empty:
+        return usable
+    usable["order"] = usable["summary"].map({s: i for i, s in enumerate(SUMMARIES)})
+    usable = usable.sort_values(["rank_auc", "accuracy", "order"], ascending=[False, False, True])
+    return usable.drop_duplicates(["scope", "name"]).drop(columns="order").reset_index(drop=True)

@@ -1,0 +1,309 @@
+"""The alignment ladder (mtalign/ladder.py; issue 11, part 2): its rungs come from params/toyworld.yaml alone, maj@k
+is pinned by hand, a rung's measurement draws 01_alignment's very samples, and the analyses (gains against
+alignment, transitions, the separating summary, monotonicity) recover what a synthetic ladder store was built to
+show. `synthetic_ladder` is shared with tests/test_predict.py."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mtalign import alignment, ladder, paths, runinfo, toyworld, verdicts
+from mtalign.ladder import FROM_LOWEST, IN_LADDER, NO_TRANSITION, Point
+
+JITTER = (0.0, 0.02, -0.02)  # per seed: every interval has width and the mean is unchanged
+N, PROBLEMS = 20, 10  # per synthetic rung record: pass@1 in steps of 1/200
+
+
+def pass1_of(dial: str, position: int) -> float:
+    """The synthetic ladder's alignment: rises along each dial; the diffuse dial at the fidelity dial's values."""
+    return {"fidelity": [0.05, 0.1, 0.15, 0.3, 0.45, 0.6, 0.75], "diffuse": [0.05, 0.15, 0.3, 0.45]}[dial][position]
+
+
+def synthetic_record(model: str, task: str, pass1: float, diffuse: bool) -> dict:
+    """A rung record as ladder.measure writes it: correct counts giving `pass1` exactly, and votes whose wrong answers
+    are one preferred value (the fidelity dial) or all different (the diffuse dial)."""
+    total = round(pass1 * N * PROBLEMS)
+    correct = [total // PROBLEMS + (i < total % PROBLEMS) for i in range(PROBLEMS)]
+    votes = [[["right", c, True]] + ([[f"w{j}", 1, False] for j in range(N - c)] if diffuse else
+                                     [["wrong", N - c, False]] if c < N else []) for c in correct]
+    for v in votes:
+        v[:] = [e for e in v if e[1] > 0]
+    return {"model": model, "task": task, "n": N, "k": [1, 2, 4, 8, 16, 20], "seed": 0,
+            "problem_ids": [f"p{i}" for i in range(PROBLEMS)], "correct": correct, "votes": votes,
+            "unvoted": [0] * PROBLEMS}
+
+
+# variant -> gain per seed's mean as a function of the rung (pass@1 x, diffuse?); ground truth gains 0.3 everywhere
+GAINS = {
+    "ground_truth": lambda x, diffuse: 0.30,
+    "psr": lambda x, diffuse: x - 0.15,  # margin x - 0.30: the transition is at pass@1 = 0.30 exactly
+    "nsr": lambda x, diffuse: 0.30,  # holds from the lowest rung
+    "random": lambda x, diffuse: -0.05,  # never
+    # holds where the majority answer is right: every diffuse rung, the fidelity rungs from pass@1 0.6 on
+    "majority_vote": lambda x, diffuse: 0.28 if diffuse or x >= 0.6 else -0.03,
+}
+
+
+def run_summary(model: str, task: str, variant: str, seed: int, gain: float) -> dict:
+    return {"run": f"{model}__{task}__{variant}__s{seed}", "status": "finished", "model": model, "task": task,
+            "eval_task": task, "variant": variant, "semantics": "paper", "seed": seed, "preset": "toy", "steps": 30,
+            "settings_hash": "synthetic", "before": {"accuracy": 0.2}, "after": {"accuracy": 0.2 + gain},
+            "gain": gain, "passk_before": {"pass@1": 0.2}}
+
+
+def synthetic_ladder(out: Path, families=("chain_sum", "mini_sudoku"), gains=None, seeds=(0, 1, 2)) -> Path:
+    """A ladder study folder: rung records under 06_alignment_ladder/ and run summaries under runs/, for the toy
+    world's ladders on `families`. `gains` overrides GAINS per family: {family: {variant: f(x, diffuse)}}."""
+    for rung in ladder.rungs("toy", families):
+        x, diffuse = pass1_of(rung.dial, rung.position), rung.dial == "diffuse"
+        ladder.write_record(synthetic_record(rung.model, rung.task, x, diffuse), out / "06_alignment_ladder")
+        for variant, f in {**GAINS, **((gains or {}).get(rung.task) or {})}.items():
+            for seed in seeds:
+                summary = run_summary(rung.model, rung.task, variant, seed, f(x, diffuse) + JITTER[seed % 3])
+                runinfo.write_json(out / "runs" / "toy" / summary["run"] / "summary.json", summary)
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return synthetic_ladder(tmp_path_factory.mktemp("ladder") / "study")
+
+
+@pytest.fixture(scope="module")
+def lad(store) -> ladder.Ladder:
+    return ladder.load(store, n_boot=200)
+
+
+# -- the rungs come from params/toyworld.yaml only ---------------------------------------------------------------
+def test_ladders_are_read_from_toyworld_yaml():
+    config = toyworld.load_config()
+    assert ladder.ladders() == config["ladders"]
+    assert all(recipe in config["recipes"] for recipes in config["ladders"].values() for recipe in recipes)
+    rungs = ladder.rungs("micro", ["chain_sum"])
+    assert [r.model for r in rungs] == [f"micro-chain_sum-{r}" for rs in config["ladders"].values() for r in rs]
+    assert all(r.model in toyworld.list_models() for r in ladder.rungs("toy"))
+
+
+def test_a_smoke_ladder_keeps_each_dials_ends():
+    assert ladder.spread(7, 3) == [0, 3, 6] and ladder.spread(4, 2) == [0, 3] and ladder.spread(4, 0) == [0, 1, 2, 3]
+    per_dial = ladder.rungs("micro", ["chain_sum"], per_dial=2)
+    assert [(r.dial, r.position) for r in per_dial] == [("fidelity", 0), ("fidelity", 6), ("diffuse", 0),
+                                                        ("diffuse", 3)]
+
+
+def test_unknown_names_are_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown dial.*valid: fidelity, diffuse"):
+        ladder.rungs("toy", dials=["fidelty"])
+    with pytest.raises(ValueError, match="unknown world"):
+        ladder.rungs("huge")
+
+
+def test_ladder_grid_runs_every_rung_variant_and_seed():
+    """params/grids/ladder.yaml has to list rungs and models as literals (a grid cannot read toyworld.yaml): this
+    keeps those lists equal to the ladders, so the two cannot drift apart."""
+    grid = yaml.safe_load((paths.PARAMS / "grids" / "ladder.yaml").read_text())
+    config = toyworld.load_config()
+    rungs = ladder.rungs("toy")
+    assert grid["notebooks"]["01_alignment"]["params"]["recipes"] == list(dict.fromkeys(r.recipe for r in rungs))
+    assert grid["notebooks"]["01_alignment"]["grid"]["tasks"] == [[t] for t in config["tasks"]]
+    for notebook, claim in (("02_reward_signal", "RQ1 reward signal"), ("03_one_shot", "RQ2 one-shot"),
+                            ("04_sample_polarity", "RQ3 sample polarity")):
+        entry = grid["notebooks"][notebook]
+        assert sorted(entry["grid"]["model"]) == sorted(r.model for r in rungs), notebook
+        assert entry["grid"]["seed"] == [0, 1, 2]
+        assert entry.get("params", {}).get("variants", verdicts.CLAIMS[claim]) == verdicts.CLAIMS[claim]
+    report = grid["report"]
+    assert report["notebook"] == "06_alignment_ladder" and report["params"]["world"] == "toy"
+
+
+# -- maj@k, pinned by hand ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("votes, unvoted, k, expected", [
+    ([["12", 4, True]], 0, 4, 1.0),  # one answer, right
+    ([["9", 4, False]], 0, 2, 0.0),  # one answer, wrong
+    ([["12", 1, True]], 3, 4, 1.0),  # blanks do not vote: one vote decides
+    ([], 4, 4, 0.0),  # nobody answered: wrong
+    ([["12", 2, True], ["9", 2, False]], 0, 4, 0.5),  # a tie at k = n: either, at random
+    ([["12", 1, True], ["9", 3, False]], 0, 1, 0.25),  # k = 1: the share of right answers
+])
+def test_maj_at_k_by_hand(votes, unvoted, k, expected):
+    n = sum(v[1] for v in votes) + unvoted
+    value = ladder.majority_table([votes], [unvoted], n, [k], draws=4000)[0, 0]
+    assert value == pytest.approx(expected, abs=0.03)
+
+
+def test_maj_at_k_separates_a_preferred_wrong_answer_from_diffuse_ones():
+    """40% right: with the other 60% on one wrong answer the majority is wrong; spread over many, it is right."""
+    preferred = [["right", 26, True], ["lagging", 38, False]]
+    diffuse = [["right", 26, True]] + [[f"w{i}", 1, False] for i in range(38)]
+    table = ladder.majority_table([preferred, diffuse], [0, 0], 64, [1, 64])
+    assert table[:, 0] == pytest.approx([26 / 64, 26 / 64], abs=0.06)  # maj@1: both 0.41
+    assert table[:, 1].tolist() == [0.0, 1.0]
+
+
+def test_a_record_votes_in_canonical_form_without_the_format_gate():
+    from mtalign.tasks import Problem, get_task
+
+    task = get_task("chain_sum")
+    problem = Problem("p", "^7+5=", "12")
+    texts = ["<think>7+5=12</think><answer>12</answer>", "<answer>012</answer>",  # unformatted: votes, not pass@k
+             "<think>x</think><answer>13</answer>", "no answer at all"]
+    result = ladder.record("m", task, [problem], [texts])
+    assert result["correct"] == [1]  # only the formatted right one counts for pass@k, as in 01_alignment
+    assert result["votes"] == [[["12", 2, True], ["13", 1, False]]] and result["unvoted"] == [1]
+    assert result["summary"]["maj@4"] == pytest.approx(1.0)
+
+
+def test_summaries_with_intervals():
+    result = synthetic_record("toy-chain_sum-fid10", "chain_sum", 0.3, diffuse=False)
+    values = ladder.summarize(result, n_boot=300)
+    assert values["pass@1"] == pytest.approx(0.3) and values["k_max"] == N
+    assert values["pass@1_low"] <= 0.3 <= values["pass@1_high"]
+    mean_curve = alignment.passk.per_problem(N, result["correct"], alignment.passk.default_ks(N)).mean(axis=0)
+    by_curve = alignment.passk.summaries({"k": alignment.passk.default_ks(N), "pass_at_k": mean_curve})
+    assert values["auc_log_k"] == pytest.approx(by_curve["auc_log_k"])  # the mean of per-problem areas
+    assert values["maj@k_max"] == 0.0  # the preferred wrong answer always outvotes 6 right ones of 20
+    assert ladder.summarize(result, k_max=4)["pass@k_max"] > values["pass@1"]
+    with pytest.raises(ValueError, match="k_max 40 needs"):
+        ladder.summarize(result, k_max=40)
+    without_votes = {k: v for k, v in result.items() if k not in ("votes", "unvoted")}  # 01_alignment's record
+    assert math.isnan(ladder.summarize(without_votes, n_boot=50)["maj@k_max"])
+
+
+def test_a_rung_measurement_draws_01_alignments_samples(isolated):
+    """Same model, problems, settings and seed: the correct counts equal mtalign.alignment's, votes cover n."""
+    model = "micro-chain_sum-fid10"
+    mine = ladder.measure(model, n=4, problems=3, seed=1, out=isolated / "rungs", log=lambda m: None)
+    theirs = alignment.measure(model, n=4, problems=3, seed=1, progress=False, log=lambda m: None)
+    assert mine["correct"] == theirs["correct"] and mine["problem_ids"] == theirs["problem_ids"]
+    assert all(sum(v[1] for v in votes) + blank == 4 for votes, blank in zip(mine["votes"], mine["unvoted"]))
+    assert ladder.load_records(isolated / "rungs")[0]["model"] == model
+    again = ladder.measure_rungs(ladder.rungs("micro", ["chain_sum"], ["fidelity"], per_dial=1), isolated / "rungs",
+                                 n=4, problems=3, seed=1, log=lambda m: pytest.fail("measured again"))
+    assert again[0]["correct"] == mine["correct"]  # reused, not measured again
+
+
+# -- a ladder study's data ------------------------------------------------------------------------------------------
+def test_the_store_gives_one_cell_per_rung_and_variant(lad):
+    assert len(lad.rungs) == 2 * 11 and set(lad.rungs["source"]) == {"ladder record (pass@k and maj@k)"}
+    assert len(lad.cells) == 2 * 11 * len(GAINS)
+    fid = lad.rungs[(lad.rungs["family"] == "chain_sum") & (lad.rungs["dial"] == "fidelity")]
+    assert fid["pass@1"].tolist() == pytest.approx([0.05, 0.1, 0.15, 0.3, 0.45, 0.6, 0.75])
+    # the paired statistics are mtalign.verdicts', row for row
+    row = lad.cells[(lad.cells["model"] == "toy-chain_sum-fid100") & (lad.cells["variant"] == "psr")].iloc[0]
+    gains = [0.75 - 0.15 + j for j in JITTER]
+    assert row["gain"] == pytest.approx(np.mean(gains)) and row["verdict"] == verdicts.HOLDS
+    margins = [g - 0.5 * (0.30 + j) for g, j in zip(gains, JITTER)]  # paired with ground truth's seed
+    assert row["margin_low"] == pytest.approx(verdicts.effect(margins).low)
+    assert lad.seeds[("toy-chain_sum-fid100", "psr")] == pytest.approx(dict(enumerate(gains)))
+
+
+def test_runs_of_other_settings_are_left_out_and_named(store):
+    other = {**run_summary("toy-chain_sum-fid10", "chain_sum", "psr", 0, 0.9), "settings_hash": "other"}
+    lad = ladder.build([other] + _summaries(store), ladder.load_records(store), n_boot=50)
+    assert any("2 settings" in w for w in lad.warnings)
+    assert lad.seeds[("toy-chain_sum-fid10", "psr")][0] == pytest.approx(0.05 - 0.15)  # not the other run's 0.9
+
+
+def _summaries(store: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((store / "runs").rglob("summary.json"))]
+
+
+# -- monotone along a dial --------------------------------------------------------------------------------------
+def _table(values, lows=None, highs=None, dial="fidelity"):
+    return pd.DataFrame({"family": "chain_sum", "dial": dial, "position": range(len(values)),
+                         "recipe": [f"r{i}" for i in range(len(values))], "pass@1": values,
+                         "pass@1_low": lows or [v - 0.01 for v in values],
+                         "pass@1_high": highs or [v + 0.01 for v in values]})
+
+
+def test_monotone_along_the_dial_on_synthetic_tables(lad):
+    assert ladder.not_monotone(_table([0.02, 0.05, 0.2, 0.4])) == []
+    falls = ladder.not_monotone(_table([0.02, 0.3, 0.2, 0.4]))
+    assert falls == ["chain_sum fidelity: pass@1 falls from r1 (0.300) to r2 (0.200)"]
+    # a fall inside the intervals is noise, not a fall
+    wide = _table([0.02, 0.3, 0.29, 0.4], lows=[0, 0.25, 0.24, 0.35], highs=[0.05, 0.35, 0.34, 0.45])
+    assert ladder.not_monotone(wide) == []
+    assert ladder.monotone_steps(wide)["step"].tolist() == ["rises", "flat within noise", "rises"]
+    # order is the dial's (position), never the values'
+    assert ladder.not_monotone(_table([0.4, 0.2, 0.05]).assign(position=[2, 1, 0])) == []
+    assert ladder.not_monotone(lad.rungs) == []  # the synthetic store was built monotone
+
+
+def test_the_measured_ladder_is_monotone_along_the_fidelity_dial():
+    """The real check, on the ladder study when it has been measured (`mtalign study --params
+    params/grids/ladder.yaml --out outputs/ladder`); skipped until then."""
+    study = paths.outputs() / "ladder"
+    if not ladder.load_records(study) and not (study / "01_alignment").is_dir():
+        pytest.skip(f"the ladder is not measured yet ({study})")
+    rungs = ladder.load(study, n_boot=300).rungs
+    if rungs.empty:
+        pytest.skip(f"no rung records in {study}")
+    for summary in ("pass@1", "pass@k_max", "auc_log_k"):
+        assert ladder.not_monotone(rungs, summary, dials=["fidelity"]) == []
+
+
+# -- transitions ------------------------------------------------------------------------------------------------------
+def _point(x, gain, gt=0.3):
+    return Point(x, f"m{x}", "chain_sum", "fidelity", np.array([gain + j for j in JITTER]),
+                 np.array([gt + j for j in JITTER]))
+
+
+def test_crossing_by_hand():
+    assert ladder.crossing([0.1, 0.2, 0.4], [-0.1, -0.05, 0.05]) == (IN_LADDER, pytest.approx(0.3))
+    assert ladder.crossing([0.1, 0.2], [0.01, 0.2]) == (FROM_LOWEST, 0.1)
+    status, x = ladder.crossing([0.1, 0.2], [-0.1, -0.2])
+    assert status == NO_TRANSITION and math.isnan(x)
+
+
+def test_transition_needs_a_positive_gain_as_well_as_the_bar():
+    """Where ground truth gains nothing, a variant that gains nothing is not 'above half of it'."""
+    flat = [_point(x, 0.0, gt=0.0) for x in (0.1, 0.2, 0.3)]
+    assert ladder.transition(flat, n_boot=50)["status"] == NO_TRANSITION
+
+
+def test_transitions_recover_the_known_crossing(lad):
+    table = ladder.transitions(lad, "pass@1", n_boot=300)
+    row = lambda f, d, v: table[(table["family"] == f) & (table["dial"] == d) & (table["variant"] == v)].iloc[0]
+    psr = row("chain_sum", "fidelity", "psr")
+    assert psr["status"] == IN_LADDER and psr["transition"] == pytest.approx(0.30)
+    assert psr["low"] <= 0.30 <= psr["high"] and psr["high"] < 0.45 and psr["in_ladder"] > 0.9
+    assert row("chain_sum", "fidelity", "nsr")["status"] == FROM_LOWEST
+    random = row("mini_sudoku", "diffuse", "random")
+    assert random["status"] == NO_TRANSITION and math.isinf(random["high"]) and random["in_ladder"] == 0
+    assert "beyond the ladder" in random["interval"]
+    # majority vote turns on the fidelity dial, and holds from the lowest rung of the diffuse one
+    assert row("chain_sum", "fidelity", "majority_vote")["transition"] == pytest.approx(0.45 + 0.15 * 0.18 / 0.31)
+    assert row("chain_sum", "diffuse", "majority_vote")["status"] == FROM_LOWEST
+    pooled = ladder.transitions(lad, "pass@1", by=("family",), n_boot=50)
+    assert set(pooled.columns) >= {"family", "variant"} and "dial" not in pooled.columns
+
+
+# -- the separating summary ---------------------------------------------------------------------------------------
+def test_rank_auc_and_best_threshold_by_hand():
+    assert ladder.rank_auc([0.5, 0.6], [0.1, 0.2]) == 1.0
+    assert ladder.rank_auc([0.1], [0.1]) == 0.5
+    assert ladder.rank_auc([0.1, 0.5], [0.3]) == 0.5
+    assert math.isnan(ladder.rank_auc([], [0.3]))
+    threshold, accuracy = ladder.best_threshold([0.5, 0.6], [0.1, 0.2, 0.55])
+    assert accuracy == pytest.approx(0.8) and 0.2 < threshold <= 0.5
+
+
+def test_maj_at_k_separates_majority_vote_where_pass_at_1_cannot(lad):
+    """Majority vote was built to hold where the majority answer is right: maj@k tells those cells apart perfectly,
+    pass@1 cannot (diffuse rungs hold at low pass@1, fidelity rungs fail at the same pass@1)."""
+    table = ladder.separation(lad.cells)
+    mv = table[(table["scope"] == "variant") & (table["name"] == "majority_vote")].set_index("summary")
+    assert mv.loc["maj@k_max", "rank_auc"] == 1.0 and mv.loc["maj@k_max", "accuracy"] == 1.0
+    assert mv.loc["pass@1", "rank_auc"] < 0.8 and mv.loc["pass@1", "accuracy"] < 1.0
+    assert mv.loc["pass@1", "holds"] + mv.loc["pass@1", "fails"] == 22
+    best = ladder.best_summaries(table)
+    assert best[(best["scope"] == "variant") & (best["name"] == "majority_vote")]["summary"].item() == "maj@k_max"
+    assert "ground_truth" not in set(table["name"])  # the reference, never a scope
+    assert {"RQ1 reward signal", "RQ3 sample polarity", "all claims"} <= set(table["name"])
