@@ -351,6 +351,34 @@ def check_world(world: str, tasks: Sequence[str], recipes: Sequence[str], log=pr
     return [check_model(name, log=log, **kwargs) for name in names]
 
 
+# What 05_contamination shows of check_model's rows: each cell's verdict with every probe's numbers, and what
+# limited each test (its power; the log-likelihood diagnostic last).
+VERDICT_COLUMNS = (["model", "problems", "pass@1", "colour", "decided_by", "truly_contaminated", "test_correct"]
+                   + [f"{p}_{k}" for p in PROBES for k in ("diff", "low", "high", "outcome")])
+POWER_COLUMNS = (["model", "problems", "problem_chars", "rest_chars", "prefix_shared_mean", "prefix_unique_share",
+                  "min_problems"] + [f"{p}_mde" for p in PROBES] + ["loglik_diff", "loglik_low", "loglik_high"])
+RULE = {"alpha": ALPHA, "min_effect": MIN_EFFECT, "probes": list(PROBES)}  # as 05's metrics.json records it
+
+
+def cell_table(rows: Sequence[dict]) -> "pd.DataFrame":
+    """`check_model`'s rows as a table, one row per model, without the example continuations and evidence text."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).drop(columns=["examples", "evidence"])
+
+
+def continuations(rows: Sequence[dict]) -> str:
+    """For each truly contaminated model: its first seen problems' shown prefix, the model's greedy continuation
+    and the true rest (the partial-prompt test's raw material, to read)."""
+    lines = []
+    for row in rows:
+        if row["truly_contaminated"]:
+            lines.append(row["model"])
+            lines += [f"  {ex['prefix']!r:>24} -> {ex['continuation']!r:<14} (true rest {ex['rest']!r})"
+                      for ex in row["examples"]]
+    return "\n".join(lines)
+
+
 def validation_table(rows: Sequence[dict]) -> "pd.DataFrame":
     """Each probe and the combined verdict against the recipes' truth: positives flagged, clean models flagged,
     and cells where it could not tell."""

@@ -38,7 +38,7 @@ task: str = ""  # training task (empty: the toy model's own task)
 eval_tasks: list = []  # held-out evaluation tasks, the first one primary (empty: the training task's eval split)
 task_kwargs: dict = {}  # per-task arguments, e.g. {"korbench_cipher": {"data_path": "/data/KOR-Bench"}}
 seed: int = 0  # training seed
-variants: list = ["format_only", "random", "incorrect", "majority_vote", "entropy_min"]  # RQ1 variants
+variants: list = ["format_only", "random", "incorrect", "incorrect_source", "majority_vote", "entropy_min"]  # RQ1 variants
 probes: list = ["random_unclipped"]  # mechanism probes on the same cell, never judged as claims (verdicts.PROBES)
 preset: str = "smoke"  # frozen training settings: smoke (tests), toy (CPU study) or paper (8 GPUs)
 steps: int = 0  # override the preset's number of steps (0: keep the preset's)
@@ -47,16 +47,9 @@ run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/02_re
 records_dir: str = ""  # a finished study's folder to read the runs from instead of training (e.g. outputs/)
 
 # %%
-from pathlib import Path
+from mtalign import claims, notebook, plots
 
-from mtalign import claims, parameters, paths, plots, runinfo
-
-parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
-run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "02_reward_signal"
-run_dir.mkdir(parents=True, exist_ok=True)
-train_kwargs = {"preset": preset, "steps": steps or None, "eval_tasks": eval_tasks or None,
-                "task_kwargs": task_kwargs or None}
-started = runinfo.now()
+cell = notebook.setup("02_reward_signal", globals())  # list/dict parameters parsed, run_dir made, start time noted
 
 # %% [markdown]
 # ## Train
@@ -64,10 +57,7 @@ started = runinfo.now()
 # from the run store instead of being trained again.
 
 # %%
-if records_dir:  # the study's recorded runs (outputs/ holds the committed toy study): figures without training
-    summaries = claims.recorded(records_dir, model, seed, variants + probes, task or None, preset)
-else:
-    summaries = claims.run_claim(model, seed, variants + probes, runs_dir or None, task or None, **train_kwargs)
+summaries = notebook.claim_runs(cell, variants + probes)  # with records_dir: the study's runs, nothing trained
 results = claims.table(summaries)
 results.round(3)
 
@@ -91,14 +81,15 @@ plots.training_curves(claims.curves(runs_dir or None, summaries), claims.CURVES,
                       title=f"{model}, seed {seed}").show()
 
 # %% [markdown]
-# Majority vote's pseudo-labels are only as good as the model's consensus: `pseudo_label_acc` in the table above
-# is the fraction of groups whose voted answer is actually correct (last step).
+# ## What the figures show, and the verdicts
+# The bars compare each reward's held-out accuracy after RL with ground truth's, from the same base model; the
+# curves show how it got there (rising reward with falling ground-truth accuracy is a reward that sharpens the model
+# toward wrong answers). Majority vote's pseudo-labels are only as good as the model's consensus:
+# `pseudo_label_acc` in the table above is the share of groups whose voted answer is correct (last step).
+# The verdicts below apply the study's rule (`mtalign/verdicts.py`) to this cell's own runs; the rule needs an
+# interval across at least two seeds, so a cell of one seed says **too few seeds**, and `99_report` judges every
+# variant across the grid's seeds.
 
 # %%
-runinfo.write_json(run_dir / "metrics.json", {
-    "notebook": "02_reward_signal", "started": started, "finished": runinfo.now(),
-    "parameters": {"model": model, "task": task, "eval_tasks": eval_tasks, "seed": seed, "variants": variants, "probes": probes,
-                   "preset": preset, "steps": steps},
-    "runs": [s["run"] for s in summaries], "results": results.to_dict(orient="records"), **runinfo.environment(),
-})
-print(f"wrote {run_dir / 'metrics.json'}")
+notebook.print_verdicts(summaries)
+notebook.write_claim_metrics(cell, summaries, results)

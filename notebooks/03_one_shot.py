@@ -43,24 +43,11 @@ run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/03_on
 records_dir: str = ""  # a finished study's folder to read the runs from instead of training (e.g. outputs/)
 
 # %%
-from pathlib import Path
+from mtalign import claims, notebook, plots
 
-import pandas as pd
-
-from mtalign import alignment, claims, parameters, paths, plots, runinfo
-from mtalign.train import task_for
-
-parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
-
-run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "03_one_shot"
-run_dir.mkdir(parents=True, exist_ok=True)
-train_kwargs = {"preset": preset, "steps": steps or None, "eval_tasks": eval_tasks or None,
-                "task_kwargs": task_kwargs or None}
-SUBTYPES = {"chain_sum": "num_terms", "mini_sudoku": "num_empty"}  # what makes a sub-type in each toy task
-task_name = task or alignment.default_task(model)
-primary_eval = eval_tasks[0] if eval_tasks else task_name
-subtype = subtype or SUBTYPES.get(primary_eval, "")
-started = runinfo.now()
+cell = notebook.setup("03_one_shot", globals())  # list/dict parameters parsed, run_dir made, start time noted
+eval_task = notebook.eval_task(cell)  # the primary evaluation task, whose problems are split by sub-type
+subtype = subtype or notebook.subtype_key(eval_task)
 
 # %% [markdown]
 # ## Train
@@ -68,10 +55,7 @@ started = runinfo.now()
 # example.
 
 # %%
-if records_dir:  # the study's recorded runs (outputs/ holds the committed toy study): figures without training
-    summaries = claims.recorded(records_dir, model, seed, variants, task or None, preset)
-else:
-    summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
+summaries = notebook.claim_runs(cell, variants)  # with records_dir: the study's runs, nothing trained
 results = claims.table(summaries)
 results.round(3)
 
@@ -85,21 +69,20 @@ plots.training_curves(claims.curves(runs_dir or None, summaries), claims.CURVES,
 # accuracy rises on every sub-type, not only on the example's own.
 
 # %%
+by_type = notebook.heldout_by_subtype(cell, summaries, subtype, eval_task)
 if subtype:
-    eval_task_obj = task_for(model, primary_eval)
-    by_type = pd.concat([claims.heldout_by(runs_dir or None, s, subtype, eval_task_obj).assign(variant=s["variant"])
-                         for s in summaries])
     display(by_type.pivot(index=subtype, columns="variant", values="accuracy").round(3))
 else:
-    by_type = pd.DataFrame()
-    print("this task has no sub-types to split by")
+    print(f"{eval_task.name} has no sub-types to split by")
+
+# %% [markdown]
+# ## What the figures show, and the verdicts
+# The bars compare held-out accuracy after RL on the full data, on the selected example and on a random one, from
+# the same base model; the curves show the rollouts (on one example, rollout accuracy is accuracy on that example),
+# and the sub-type table says whether what one example taught reached the other sub-types. The verdicts below apply
+# the study's rule (`mtalign/verdicts.py`) to this cell's own runs; the rule needs an interval across at least two
+# seeds, so a cell of one seed says **too few seeds**, and `99_report` judges every variant across the grid's seeds.
 
 # %%
-runinfo.write_json(run_dir / "metrics.json", {
-    "notebook": "03_one_shot", "started": started, "finished": runinfo.now(),
-    "parameters": {"model": model, "task": task, "eval_tasks": eval_tasks, "seed": seed, "variants": variants,
-                   "subtype": subtype, "preset": preset, "steps": steps},
-    "runs": [s["run"] for s in summaries], "results": results.to_dict(orient="records"),
-    "by_subtype": by_type.to_dict(orient="records"), **runinfo.environment(),
-})
-print(f"wrote {run_dir / 'metrics.json'}")
+notebook.print_verdicts(summaries)
+notebook.write_claim_metrics(cell, summaries, results, by_subtype=by_type.to_dict(orient="records"))

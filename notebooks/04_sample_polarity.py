@@ -39,25 +39,15 @@ run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/04_sa
 records_dir: str = ""  # a finished study's folder to read the runs from instead of training (e.g. outputs/)
 
 # %%
-from pathlib import Path
+from mtalign import claims, notebook, plots
 
-from mtalign import claims, parameters, paths, plots, runinfo
-
-parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
-run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "04_sample_polarity"
-run_dir.mkdir(parents=True, exist_ok=True)
-train_kwargs = {"preset": preset, "steps": steps or None, "eval_tasks": eval_tasks or None,
-                "task_kwargs": task_kwargs or None}
-started = runinfo.now()
+cell = notebook.setup("04_sample_polarity", globals())  # list/dict parameters parsed, run_dir made, start noted
 
 # %% [markdown]
 # ## Train
 
 # %%
-if records_dir:  # the study's recorded runs (outputs/ holds the committed toy study): figures without training
-    summaries = claims.recorded(records_dir, model, seed, variants, task or None, preset)
-else:
-    summaries = claims.run_claim(model, seed, variants, runs_dir or None, task or None, **train_kwargs)
+summaries = notebook.claim_runs(cell, variants)  # with records_dir: the study's runs, nothing trained
 results = claims.table(summaries)
 results.round(3)
 
@@ -79,11 +69,14 @@ print(results[["variant", "before", "after", "gain"]].round(3).to_string(index=F
 for s in summaries:
     print(s["variant"], "pass@k after:", {k: round(v, 3) for k, v in (s.get("passk_after") or {}).items()})
 
+# %% [markdown]
+# ## What the figures show, and the verdicts
+# The bars compare held-out accuracy after full GRPO, PSR, NSR and W-REINFORCE from the same base model; the curves
+# show each one's rollout accuracy, entropy and zero-variance groups, and the pass@k lines above say whether a
+# variant kept the model's coverage at large k. The verdicts below apply the study's rule (`mtalign/verdicts.py`) to
+# this cell's own runs; the rule needs an interval across at least two seeds, so a cell of one seed says **too few
+# seeds**, and `99_report` judges every variant across the grid's seeds.
+
 # %%
-runinfo.write_json(run_dir / "metrics.json", {
-    "notebook": "04_sample_polarity", "started": started, "finished": runinfo.now(),
-    "parameters": {"model": model, "task": task, "eval_tasks": eval_tasks, "seed": seed, "variants": variants,
-                   "preset": preset, "steps": steps},
-    "runs": [s["run"] for s in summaries], "results": results.to_dict(orient="records"), **runinfo.environment(),
-})
-print(f"wrote {run_dir / 'metrics.json'}")
+notebook.print_verdicts(summaries)
+notebook.write_claim_metrics(cell, summaries, results)

@@ -50,16 +50,9 @@ seed: int = 0  # sampling seed
 run_dir: str = ""  # where this run's files go (default: outputs/notebooks/05_contamination)
 
 # %%
-from pathlib import Path
+from mtalign import contamination, notebook, plots
 
-import pandas as pd
-
-from mtalign import contamination, parameters, paths, plots, runinfo
-
-parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
-run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "05_contamination"
-run_dir.mkdir(parents=True, exist_ok=True)
-started = runinfo.now()
+cell = notebook.setup("05_contamination", globals())  # list/dict parameters parsed, run_dir made, start noted
 
 # %% [markdown]
 # ## Every probe on every model
@@ -70,9 +63,8 @@ started = runinfo.now()
 # %%
 rows = contamination.check_world(world, tasks, recipes, fraction=fraction, problems=problems or None, n=n,
                                  keep=keep, seed=seed, strong_threshold=strong_threshold)
-table = pd.DataFrame(rows).drop(columns=["examples", "evidence"])
-table[["model", "problems", "pass@1", "colour", "decided_by", "truly_contaminated", "test_correct"]
-      + [f"{p}_{k}" for p in contamination.PROBES for k in ("diff", "low", "high", "outcome")]].round(3)
+table = contamination.cell_table(rows)
+table[contamination.VERDICT_COLUMNS].round(3)
 
 # %% [markdown]
 # ## Validation against the recipes
@@ -92,33 +84,28 @@ validation
 # left no trace in the model for any probe to find.
 
 # %%
-power = ["model", "problems", "problem_chars", "rest_chars", "prefix_shared_mean", "prefix_unique_share",
-         "min_problems"] + [f"{p}_mde" for p in contamination.PROBES] + ["loglik_diff", "loglik_low", "loglik_high"]
-table[power].round(3)
+table[contamination.POWER_COLUMNS].round(3)
 
 # %% [markdown]
 # ## What the models continue
 # The first seen problems of each contaminated model: the shown prefix, the true rest and the model's continuation.
 
 # %%
-for row in rows:
-    if row["truly_contaminated"]:
-        print(row["model"])
-        for ex in row["examples"]:
-            print(f"  {ex['prefix']!r:>24} -> {ex['continuation']!r:<14} (true rest {ex['rest']!r})")
+print(contamination.continuations(rows))
+
+# %% [markdown]
+# ## Every probe at a glance
+# Per probe, each model's seen − fresh difference with its one-sided bounds, coloured by the cell's verdict (diamonds:
+# the truly contaminated recipes); the dotted lines are no effect and the smallest effect a probe must rule out to
+# clear a cell.
 
 # %%
-fig = plots.contamination_figure(rows, contamination.PROBES, contamination.MIN_EFFECT)
-fig.show()
-print(pd.DataFrame(rows)[["model", "colour", "decided_by", "truly_contaminated", "test_correct"]].to_string(index=False))
+plots.contamination_figure(rows, contamination.PROBES, contamination.MIN_EFFECT).show()
+print(table[["model", "colour", "decided_by", "truly_contaminated", "test_correct"]].to_string(index=False))
 
 # %%
-runinfo.write_json(run_dir / "metrics.json", {
-    "notebook": "05_contamination", "started": started, "finished": runinfo.now(),
-    "parameters": {"world": world, "tasks": tasks, "recipes": recipes, "fraction": fraction, "keep": keep,
-                   "problems": problems, "n": n, "strong_threshold": strong_threshold, "seed": seed},
-    "rule": {"alpha": contamination.ALPHA, "min_effect": contamination.MIN_EFFECT, "probes": list(contamination.PROBES)},
-    "cells": rows, "validation": validation.to_dict(orient="records"),
-    "test_accuracy": float(table["test_correct"].mean()), **runinfo.environment(),
-})
-print(f"contamination verdict agrees with the recipe in {table['test_correct'].mean():.0%} of cells")
+agreement = float(table["test_correct"].mean())
+notebook.write_metrics(cell, ["world", "tasks", "recipes", "fraction", "keep", "problems", "n", "strong_threshold",
+                              "seed"], rule=contamination.RULE, cells=rows,
+                       validation=validation.to_dict(orient="records"), test_accuracy=agreement)
+print(f"contamination verdict agrees with the recipe in {agreement:.0%} of cells")

@@ -238,6 +238,19 @@ def test_check_model_on_a_micro_model(isolated):
     assert row["loglik_low"] <= row["loglik_diff"] <= row["loglik_high"] and row["loglik_seen"] < 0
     with pytest.raises(ValueError, match="unknown toy model 'micro-chain_sum-nope'"):
         contamination.check_world("micro", ["chain_sum"], ["strong", "nope"])
+    # what 05_contamination shows of the row is in it
+    table = contamination.cell_table([row])
+    assert set(contamination.VERDICT_COLUMNS + contamination.POWER_COLUMNS) <= set(table.columns)
+    assert "examples" not in table.columns and "evidence" not in table.columns
+
+
+def test_continuations_show_the_contaminated_models_only():
+    example = {"prefix": "^5+8", "continuation": "+0=", "rest": "+0+7-3=", "exact": False}
+    rows = [{"model": "m-contaminated", "truly_contaminated": True, "examples": [example, example]},
+            {"model": "m-strong", "truly_contaminated": False, "examples": [example]}]
+    lines = contamination.continuations(rows).splitlines()
+    assert lines[0] == "m-contaminated" and len(lines) == 3
+    assert lines[1].split() == ["'^5+8'", "->", "'+0='", "(true", "rest", "'+0+7-3=')"]
 
 
 def test_text_logprobs_is_the_summed_next_token_log_likelihood(isolated):

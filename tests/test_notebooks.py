@@ -74,3 +74,87 @@ def test_papermill_help_shows_every_parameter(tmp_path, source):
     """Every name the grid can inject (read with ast by mtalign.grid) is visible to papermill's own inspector."""
     shown = papermill.inspect_notebook(str(as_ipynb(source, tmp_path)))
     assert set(grid.read_notebook(source).parameters) <= set(shown)
+
+
+# -- the claim notebooks: one set-up, one record writer, verdicts of their own runs (issue 10) ------------------------
+def execute(name: str, directory: Path, parameters: dict) -> nbformat.NotebookNode:
+    """Notebook `name` executed by papermill with `parameters` injected (cwd `directory`), errors raised."""
+    executed = directory / f"{name}.executed.ipynb"
+    papermill.execute_notebook(str(as_ipynb(paths.NOTEBOOKS / f"{name}.py", directory)), str(executed),
+                               parameters=parameters, kernel_name="python3", cwd=str(directory), progress_bar=False)
+    return nbformat.read(executed, as_version=4)
+
+
+def printed(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if o.output_type == "stream")
+
+
+@pytest.fixture(scope="module")
+def claim_store(tmp_path_factory) -> Path:
+    """One run store for the three claim notebooks, as the grid shares it: ground truth is trained once."""
+    return tmp_path_factory.mktemp("runs")
+
+
+# 03 is given its sub-type key, so it runs whether or not the task classes declare `subtype_key` yet
+@pytest.mark.slow
+@pytest.mark.parametrize("name, injected", [("02_reward_signal", {}), ("03_one_shot", {"subtype": "num_terms"}),
+                                            ("04_sample_polarity", {})])
+def test_claim_notebook_writes_its_record_and_prints_its_verdicts(tmp_path, claim_store, name, injected):
+    """Each claim notebook at its smoke defaults (a micro model, 2 steps) writes metrics.json exactly as before the
+    set-up and the writer moved into mtalign.notebook, and ends with the verdicts of its own runs: one seed, so each
+    says too few seeds."""
+    run_dir = tmp_path / "run"
+    nb = execute(name, tmp_path, {"run_dir": str(run_dir), "runs_dir": str(claim_store), **injected})
+    defaults = {n: p.default for n, p in grid.read_notebook(paths.NOTEBOOKS / f"{name}.py").parameters.items()}
+    given = {**defaults, **injected}
+    variants = ["ground_truth", *given["variants"], *given.get("probes", [])]
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics)[:6] == ["notebook", "started", "finished", "parameters", "runs", "results"]
+    assert metrics["notebook"] == name and metrics["started"] <= metrics["finished"]
+    assert metrics["parameters"] == {n: given[n] for n in ("model", "task", "eval_tasks", "seed", "variants", "probes",
+                                                           "subtype", "preset", "steps") if n in given}
+    assert [r["variant"] for r in metrics["results"]] == variants
+    assert metrics["runs"] == [f"micro-chain_sum-strong__chain_sum__{v}__s0" for v in variants]
+    assert metrics["packages"]["papermill"] and metrics["code_version"]
+    if name == "03_one_shot":
+        assert {r["variant"] for r in metrics["by_subtype"]} == set(variants)
+        assert {r["num_terms"] for r in metrics["by_subtype"]} <= {3, 4, 5}  # params/toyworld.yaml's chain_sum terms
+
+    text = printed(nb)
+    verdict_lines = [line for line in text.splitlines() if line.startswith(("chain_sum ", " chain_sum "))]
+    assert len(verdict_lines) == len(variants) and all(line.rstrip().endswith("too few seeds")
+                                                       for line in verdict_lines)
+    assert "too few seeds, every one: these runs have seed 0 only" in text
+    assert nb.cells[-2].cell_type == "markdown" and "What the figures show" in nb.cells[-2].source
+
+
+def test_subtype_key_is_read_from_the_task_class():
+    """03 splits held-out accuracy by the field the task class declares; a task that declares nothing is named."""
+    from mtalign import notebook
+
+    class Declares:
+        name, subtype_key = "declares", "num_terms"
+
+    class HasNone:
+        name, subtype_key = "has_none", None
+
+    class Silent:
+        name = "silent"
+
+    assert notebook.subtype_key(Declares()) == "num_terms" and notebook.subtype_key(HasNone()) == ""
+    with pytest.raises(AttributeError, match=r"task 'silent' \(.*Silent\) declares no `subtype_key`"):
+        notebook.subtype_key(Silent())
+
+
+@pytest.mark.parametrize("name", ["chain_sum", "mini_sudoku"])
+def test_each_toy_task_declares_a_subtype_key_its_problems_carry(name):
+    from mtalign import notebook
+    from mtalign.tasks import OFFLINE_TASKS, get_task
+
+    if not hasattr(OFFLINE_TASKS[name], notebook.SUBTYPE_KEY):
+        pytest.skip(f"the task classes do not declare `{notebook.SUBTYPE_KEY}` yet")
+    task = get_task(name)
+    key = notebook.subtype_key(task)
+    assert key and all(key in p.metadata for p in task.problems(task.eval_split, n=20, seed=0))
