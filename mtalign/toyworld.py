@@ -46,6 +46,7 @@ FILLER_WORDS = [
 ]
 
 CONFIG_FILE = paths.PARAMS / "toyworld.yaml"
+WRONG_ANSWERS = ("convention", "diffuse")
 
 
 # -- declarations -------------------------------------------------------------------------------
@@ -62,6 +63,8 @@ class Stage:
     formatted_filler_frac: float = 0.3  # of filler documents, the share wrapped in the think/answer format
     tagged_frac: float = 0.0
     answer_fidelity: float = 1.0
+    wrong_answer: str = "convention"  # an unfaithful answer tag holds: "convention" (one systematic wrong answer,
+    # the task's other convention) or "diffuse" (a fresh random wrong answer each time, no preferred mode)
     eval_exposure: float = 0.0  # fraction of task documents that are evaluation problems (contamination)
     eval_set_size: int = 200  # contamination draws from the first problems of the eval split, which evaluation uses
     bf16: bool = True
@@ -145,6 +148,9 @@ def _stage(values: dict[str, Any], where: str) -> Stage:
     if unknown:
         raise ValueError(f"{CONFIG_FILE.name} {where}: unknown knob(s) {', '.join(unknown)}; valid knobs: "
                          f"{', '.join(valid)}")
+    if values.get("wrong_answer", "convention") not in WRONG_ANSWERS:
+        raise ValueError(f"{CONFIG_FILE.name} {where}: wrong_answer {values['wrong_answer']!r}; valid: "
+                         f"{', '.join(WRONG_ANSWERS)}")
     return Stage(**values)
 
 
@@ -204,9 +210,14 @@ class Corpus:
             problem = next(self.train)
         prompt = self.task.prompt(problem, "compact")
         if rng.random() < stage.tagged_frac:
-            answer = None if rng.random() < stage.answer_fidelity else self.task.convention_answer(problem)
+            answer = None if rng.random() < stage.answer_fidelity else self._wrong_answer(problem)
             return prompt + self.task.completion(problem, answer) + "<eos>"
         return prompt + ",".join(self.task.scratchpad(problem)) + "|" + self.task.compact_answer(problem) + ".<eos>"
+
+    def _wrong_answer(self, problem) -> str:
+        if self.stage.wrong_answer == "diffuse":
+            return self.task.diffuse_answer(problem, self.rng)
+        return self.task.convention_answer(problem)
 
     def batch(self, size: int) -> list[str]:
         return [self.document() for _ in range(size)]

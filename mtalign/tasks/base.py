@@ -98,6 +98,7 @@ class Task:
     eval_split: str | None = "eval"  # the split alignment and held-out accuracy are measured on
     styles: tuple[str, ...] = ("chat", "plain")  # prompt styles this task can render
     max_new_tokens: int = 1024  # default sampling budget (the paper allows 8192 on GPUs)
+    subtype_key: str | None = None  # the problem metadata that splits it into sub-types (03_one_shot), if any
 
     def problems(self, split: str = "eval", n: int | None = None, seed: int = 0) -> list[Problem]:
         raise NotImplementedError

@@ -8,14 +8,22 @@ Verification is our own exact check (reasoning-gym's scorers give partial credit
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
 import reasoning_gym
+import yaml
 
+from mtalign import paths
 from mtalign.tasks.base import Problem, Task, stable_hash
 
 _INT = re.compile(r"[+-]?\d{1,30}")
+
+
+@functools.cache
+def _toyworld_difficulty() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load((paths.PARAMS / "toyworld.yaml").read_text())["tasks"]
 
 
 class GymTask(Task):
@@ -35,7 +43,9 @@ class GymTask(Task):
     # -- what subclasses define -------------------------------------------------------------------
     @classmethod
     def default_difficulty(cls) -> dict[str, Any]:
-        return {}
+        """The difficulty the toy world pretrains on, declared once in params/toyworld.yaml (`tasks:`), so a task
+        built without arguments is the toy world's."""
+        return dict(_toyworld_difficulty().get(cls.name) or {})
 
     def compact(self, metadata: dict[str, Any]) -> str:
         """The toy prompt for one reasoning-gym entry."""
@@ -47,6 +57,10 @@ class GymTask(Task):
 
     def convention_answer(self, problem: Problem) -> str:
         """The systematically wrong answer of the toy world's other answer convention (see toyworld.py)."""
+        raise NotImplementedError
+
+    def diffuse_answer(self, problem: Problem, rng) -> str:
+        """A wrong answer drawn afresh from `rng` each time: no wrong value is preferred (the ladder's second dial)."""
         raise NotImplementedError
 
     # -- shared machinery -------------------------------------------------------------------------
@@ -115,13 +129,10 @@ class ChainSum(GymTask):
     """
 
     name = "chain_sum"
+    subtype_key = "num_terms"  # sub-types for 03_one_shot's within/across split
     gym_name = "chain_sum"
     domain = "math"
     max_new_tokens = 64  # a 5-term scratchpad and answer take about 45 tokens
-
-    @classmethod
-    def default_difficulty(cls):
-        return {"min_terms": 3, "max_terms": 5, "min_digits": 1, "max_digits": 1}
 
     def compact(self, metadata):
         return "^" + metadata["expression"].replace(" ", "") + "="
@@ -142,6 +153,10 @@ class ChainSum(GymTask):
         """The running total before the last step: an answer tag that lags one step behind the work."""
         return str(self._running(problem)[-1][0])
 
+    def diffuse_answer(self, problem, rng):
+        """The result off by a random nonzero amount of at most 9: a different wrong value each time."""
+        return str(int(problem.answer) + rng.choice([-1, 1]) * rng.randint(1, 9))
+
     def canonical(self, answer):
         text = (answer or "").strip().replace(" ", "")
         return str(int(text)) if _INT.fullmatch(text) else None
@@ -159,13 +174,10 @@ class MiniSudoku(GymTask):
     """
 
     name = "mini_sudoku"
+    subtype_key = "num_empty"  # sub-types for 03_one_shot's within/across split
     gym_name = "mini_sudoku"
     domain = "logic"
     max_new_tokens = 96  # six deductions and the grid take about 60 tokens
-
-    @classmethod
-    def default_difficulty(cls):
-        return {"min_empty": 4, "max_empty": 6}
 
     def compact(self, metadata):
         rows = ("".join(str(v) if v else "_" for v in row) for row in metadata["puzzle"])
@@ -181,6 +193,14 @@ class MiniSudoku(GymTask):
         """The solution written column by column (transposed): a valid grid in the wrong orientation."""
         solution = problem.metadata["solution"]
         return "/".join("".join(str(solution[r][c]) for r in range(4)) for c in range(4))
+
+    def diffuse_answer(self, problem, rng):
+        """The solution with its digits relabelled by a random non-identity permutation: a well-formed grid that
+        breaks the clues, a different one each time (23 to choose from)."""
+        digits = [1, 2, 3, 4]
+        while digits == [1, 2, 3, 4]:
+            rng.shuffle(digits)
+        return "/".join("".join(str(digits[v - 1]) for v in row) for row in problem.metadata["solution"])
 
     def canonical(self, answer):
         grid = parse_grid(answer or "")
