@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtalign import data
+
 TARGET = 0.10  # engine overhead per step over plain TRL, at most
 
 
@@ -110,7 +112,7 @@ def _trial(method: str, run, loaded) -> dict[str, float]:
     else:
         task = train.task_for(run.model, run.task)
         pool = train.training_pool(task, run.settings)
-        rows = train._dataset_rows(pool, model, task, run.settings, fill_to=run.settings.prompts_per_step)
+        rows = data.dataset_rows(pool, model, task, run.settings, fill_to=run.settings.prompts_per_step)
         model.model.generation_config.eos_token_id = _stop_token_ids(model.tokenizer)  # as the engine does
         trainer = GRPOTrainer(model=model.model, reward_funcs=trl_reward_function(task, {p.id: p for p in pool}),
                               args=train.grpo_config(run, task, cuda=_cuda()), train_dataset=Dataset.from_list(rows),

@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from mtalign import runinfo, runs
+from mtalign import config, runinfo, runs
+from mtalign.data import NothingToTrain
 from mtalign.verdicts import BASELINE
 
 # per-step metrics the notebooks draw (mtalign/train.py writes them to metrics.jsonl)
@@ -32,13 +33,13 @@ def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path |
     from mtalign import alignment, train
 
     task = task or alignment.default_task(model)
-    unknown = [v for v in variants if v not in train.list_variants()]
+    unknown = [v for v in variants if v not in config.list_variants()]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; valid variants: {', '.join(train.list_variants())}")
+        raise ValueError(f"unknown variant(s) {unknown}; valid variants: {', '.join(config.list_variants())}")
     runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
     summaries = [runs.ensure_run(runs_dir, model, task, BASELINE, seed, log=log, **train_kwargs)]
     ranking_log = None
-    defined = train.load_variants(train_kwargs.get("variants_file") or train.VARIANTS_FILE)
+    defined = train.load_variants(train_kwargs.get("variants_file") or config.VARIANTS_FILE)
     for variant in (v for v in variants if v != BASELINE):
         extra = {}
         data = defined[variant].data
@@ -47,7 +48,10 @@ def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path |
                 ranking = runs.ensure_ranking_run(runs_dir, model, task, seed, log=log, **train_kwargs)
                 ranking_log = Path(ranking["dir"]) / "example_accuracy.jsonl"
             extra = {"accuracy_log": ranking_log}
-        summaries.append(runs.ensure_run(runs_dir, model, task, variant, seed, log=log, **train_kwargs, **extra))
+        try:
+            summaries.append(runs.ensure_run(runs_dir, model, task, variant, seed, log=log, **train_kwargs, **extra))
+        except NothingToTrain as err:  # this model gives the variant no data: its other variants still run
+            log(f"{variant}: not run on {model}, seed {seed}: {err}")
     return summaries
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtalign import paths
+from mtalign import config, paths
 
 COSTS_FILE = paths.PARAMS / "costs.yaml"
 RL_PARAMETERS = ("model", "variants", "seed", "preset")  # a notebook declaring these trains RL runs per cell
@@ -86,7 +86,7 @@ class RunWork:
 
 
 def run_work(settings, variant, eval_tasks: int, pays_initial_eval: bool) -> RunWork:
-    """Work of one run of `variant` (a `train.Variant`) under frozen `settings` (`train.Settings`), evaluated on
+    """Work of one run of `variant` (a `config.Variant`) under frozen `settings` (`train.Settings`), evaluated on
     `eval_tasks` tasks; `pays_initial_eval`: it runs the step-0 evaluation (else the run store's cache serves it)."""
     s = settings
     trained = s.steps * s.prompts_per_step * s.group_size

@@ -33,7 +33,7 @@ lists every cell with its status (finished | failed | skipped | pending), error,
 Parameter values are checked by name before any cell runs: `model(s)`/`*_model(s)` against mtalign's short model
 names (values with a `/` or an existing path are Hugging Face names or local models, not checked), `task(s)`/
 `*_task(s)` against the task registry, `variant(s)` and `preset(s)` (and `*_variant(s)`, `*_preset(s)`) against
-`mtalign.train.list_variants()` / `list_presets()` when the engine is there.
+`mtalign.config.list_variants()` / `list_presets()` when the engine is there.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from mtalign import cost, paths, runinfo, signals
+from mtalign import config, cost, paths, runinfo, signals
 
 DEFAULT_GRID = paths.PARAMS / "grids" / "toy.yaml"
 EXECUTORS = ("local", "local-submitit", "slurm")
@@ -468,7 +468,7 @@ def _valid_names(kind: str) -> list[str]:
         return list_tasks()
     from mtalign import train
 
-    return list(train.list_variants() if kind == "variant" else train.list_presets())
+    return list(config.list_variants() if kind == "variant" else config.list_presets())
 
 
 def select(cells: list[Cell], only: list[str] | None) -> list[Cell]:

@@ -5,10 +5,13 @@ A report reads these small files, never notebook internals (STYLE.md, rule 4).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from importlib import metadata
@@ -126,3 +129,56 @@ def _jsonable(value: Any) -> Any:
 
         return asdict(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# -- a run folder: finished, and one writer at a time ------------------------------------------------------------
+def is_finished(directory: Path, identity_hash: str | None = None) -> bool:
+    """A finished run is there; with `identity_hash`, one whose resolved parameters are exactly those (a run recorded
+    before identities existed has none, so it never matches)."""
+    if not (directory / "summary.json").exists():
+        return False
+    try:
+        summary = read_json(directory / "summary.json")
+    except ValueError as err:  # truncated or not UTF-8: not finished, so it is trained again
+        warn(f"{err}; the run counts as not finished")
+        return False
+    return identity_hash is None or summary.get("identity_hash") == identity_hash
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+_held: dict[Path, int] = {}  # run-folder locks this process holds (ensure_run holds one while train takes it again)
+
+
+@contextlib.contextmanager
+def run_lock(directory: Path | str, wait: bool = True):
+    """One writer per run folder: an exclusive lock on `<parent>/.<name>.lock` while a run is written there.
+
+    `wait`: block until the other writer is done (the run store: a second notebook then reads the finished run);
+    else stop at once with a message naming the folder (`mtalign train`: two runs writing one folder would mix their
+    files). Re-entrant within a process, so `ensure_run` can hold it around `train`, which takes it too.
+    """
+    directory = Path(directory).resolve()
+    if _held.get(directory):
+        _held[directory] += 1
+        try:
+            yield
+        finally:
+            _held[directory] -= 1
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = directory.parent / f".{directory.name}.lock"
+    with open(lock_file, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise ValueError(f"another process is writing a run in {directory} (it holds {lock_file}); wait for it "
+                             "to finish or choose another --out") from None
+        _held[directory] = 1
+        try:
+            yield
+        finally:
+            _held.pop(directory, None)
+            fcntl.flock(handle, fcntl.LOCK_UN)

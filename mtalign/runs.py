@@ -7,103 +7,31 @@ The report reads runs through `load_summaries` and `load_metrics`, which see onl
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import sys
 from pathlib import Path
 from typing import Any
 
-from mtalign import paths, runinfo
+from mtalign import runinfo, train
+from mtalign.config import DEFAULT_PRESET, RUN_KEYS, default_task, resolve
+from mtalign.config import default_runs_dir, run_dir  # noqa: F401  the one layout of run folders (mtalign train's too)
+from mtalign.data import ranking_overrides
+from mtalign.identity import identity_differences, planned_identity
+from mtalign.runinfo import is_finished, run_lock  # noqa: F401  a run folder's state, for the store's readers
 
 BASELINE_VARIANT = "ground_truth"  # = verdicts.BASELINE (not imported: verdicts is analysis, this is the store)
-
-
-def default_runs_dir() -> Path:
-    return paths.outputs() / "runs"
-
-
-def run_dir(runs_dir: Path | str, model: str, task: str, variant: str, seed: int, preset: str = "toy",
-            steps: int | None = None) -> Path:
-    """`<runs_dir>/<preset>/<model>__<task>__<variant>__s<seed>`: runs of different settings never mix.
-
-    A run with its steps overridden lives under `<preset>-<steps>steps`, so a short trial is never mistaken for
-    the preset's run.
-    """
-    from mtalign.train import run_name
-
-    settings = preset if not steps else f"{preset}-{steps}steps"
-    return Path(runs_dir) / settings / run_name(model, task, variant, seed)
-
-
-def is_finished(directory: Path, identity_hash: str | None = None) -> bool:
-    """A finished run is there; with `identity_hash`, one whose resolved parameters are exactly those (a run recorded
-    before identities existed has none, so it never matches)."""
-    if not (directory / "summary.json").exists():
-        return False
-    try:
-        summary = runinfo.read_json(directory / "summary.json")
-    except ValueError as err:  # truncated or not UTF-8: not finished, so it is trained again
-        _warn(f"{err}; the run counts as not finished")
-        return False
-    return identity_hash is None or summary.get("identity_hash") == identity_hash
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-_held: dict[Path, int] = {}  # run-folder locks this process holds (ensure_run holds one while train takes it again)
-
-
-@contextlib.contextmanager
-def run_lock(directory: Path | str, wait: bool = True):
-    """One writer per run folder: an exclusive lock on `<parent>/.<name>.lock` while a run is written there.
-
-    `wait`: block until the other writer is done (the run store: a second notebook then reads the finished run);
-    else stop at once with a message naming the folder (`mtalign train`: two runs writing one folder would mix their
-    files). Re-entrant within a process, so `ensure_run` can hold it around `train`, which takes it too.
-    """
-    directory = Path(directory).resolve()
-    if _held.get(directory):
-        _held[directory] += 1
-        try:
-            yield
-        finally:
-            _held[directory] -= 1
-        return
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    lock_file = directory.parent / f".{directory.name}.lock"
-    with open(lock_file, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise ValueError(f"another process is writing a run in {directory} (it holds {lock_file}); wait for it "
-                             "to finish or choose another --out") from None
-        _held[directory] = 1
-        try:
-            yield
-        finally:
-            _held.pop(directory, None)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-_lock = run_lock
 
 
 def ensure_run(runs_dir: Path | str | None, model: str, task: str | None, variant: str, seed: int,
                log=print, **train_kwargs: Any) -> dict[str, Any]:
     """The summary of run (model, task, variant, seed), training it first unless it already finished with exactly
-    the same resolved parameters (`train.run_identity`: settings, variant definition with semantics, model build,
+    the same resolved parameters (`identity.run_identity`: settings, variant definition with semantics, model build,
     tasks, per-task arguments, evaluation tasks, strict regex). A finished run there with other parameters is
     replaced, and the log names what differed."""
-    from mtalign import alignment, train
-
-    task = task or alignment.default_task(model)
-    preset, steps = train_kwargs.get("preset") or "toy", train_kwargs.get("steps")
+    task = task or default_task(model)
+    preset, steps = train_kwargs.get("preset") or DEFAULT_PRESET, train_kwargs.get("steps")
     stage = f"{preset}-ranking" if train_kwargs.get("role") == "ranking" else preset
     directory = run_dir(runs_dir or default_runs_dir(), model, task, variant, seed, stage, steps)
-    wanted = train.planned_identity(model=model, task=task, variant=variant, seed=seed, **train_kwargs)
-    with _lock(directory):
+    wanted = planned_identity(model=model, task=task, variant=variant, seed=seed, **train_kwargs)
+    with run_lock(directory):
         if is_finished(directory, wanted["identity_hash"]):
             return {**runinfo.read_json(directory / "summary.json"), "dir": str(directory)}
         if is_finished(directory):
@@ -111,7 +39,7 @@ def ensure_run(runs_dir: Path | str | None, model: str, task: str | None, varian
                 old = runinfo.read_json(directory / "summary.json").get("identity") or {}
             except ValueError:
                 old = {}
-            changed = train.identity_differences(old, wanted["identity"]) if old else ["recorded before run identities"]
+            changed = identity_differences(old, wanted["identity"]) if old else ["recorded before run identities"]
             log(f"{directory}: its finished run has other parameters ({'; '.join(changed)[:500]}); training anew")
         summary = train.train(model=model, task=task, variant=variant, seed=seed, out=directory, overwrite=True,
                               log=log, **{"initial_eval_cache": Path(runs_dir or default_runs_dir()) / ".initial_eval",
@@ -121,15 +49,13 @@ def ensure_run(runs_dir: Path | str | None, model: str, task: str | None, varian
 
 def ensure_ranking_run(runs_dir: Path | str | None, model: str, task: str | None, seed: int, log=print,
                        **train_kwargs: Any) -> dict[str, Any]:
-    """One_shot's ranking step (`train.ranking_overrides`): a ground-truth run on the ranking pool for the preset's
+    """One_shot's ranking step (`data.ranking_overrides`): a ground-truth run on the ranking pool for the preset's
     ranking_epochs, whose `example_accuracy.jsonl` ranks the examples. When the preset's own ground-truth run is that
     run (the toy preset), it is that run; else it lives under `<preset>-ranking/` with role `ranking`, which the
     report never judges."""
-    from mtalign import train
-
-    resolvable = {k: v for k, v in train_kwargs.items() if k in train.RUN_KEYS}
-    run = train.resolve(model=model, task=task, variant=BASELINE_VARIANT, seed=seed, **resolvable)
-    overrides = train.ranking_overrides(run.settings)
+    resolvable = {k: v for k, v in train_kwargs.items() if k in RUN_KEYS}
+    run = resolve(model=model, task=task, variant=BASELINE_VARIANT, seed=seed, **resolvable)
+    overrides = ranking_overrides(run.settings)
     if not overrides:
         return ensure_run(runs_dir, model, task, BASELINE_VARIANT, seed, log=log, **train_kwargs)
     kwargs = {**train_kwargs, "settings": {**(train_kwargs.get("settings") or {}), **overrides}, "role": "ranking",
@@ -148,7 +74,7 @@ def load_summaries(runs_dir: Path | str, warn=None) -> list[dict[str, Any]]:
         try:
             summary = runinfo.read_json(path)
         except ValueError as err:
-            (warn or _warn)(f"{err}; left out as not finished")
+            (warn or runinfo.warn)(f"{err}; left out as not finished")
             continue
         if isinstance(summary, dict):
             summaries.append({**summary, "dir": str(path.parent)})

@@ -42,7 +42,7 @@ from mtalign import advantages as advantages_lib
 from mtalign import rewards as rewards_lib
 from mtalign import runinfo
 from mtalign.tasks import Problem, Task, graders
-from mtalign.train import TOKEN_SIGNALS  # Rollouts fields computed by a forward pass of the policy
+from mtalign.config import TOKEN_SIGNALS  # Rollouts fields computed by a forward pass of the policy
 
 
 @dataclass
@@ -122,29 +122,6 @@ def gather_rows(local: list[Any], gather: Callable[[list[Any]], list[Any]] = gat
 def local_slice(rows: Sequence[Any], rank: int, n_local: int) -> list[Any]:
     """The rows of `rank` when a global batch is cut into equal consecutive shares (TRL's `process_slice`)."""
     return list(rows[rank * n_local:(rank + 1) * n_local])
-
-
-def wrong_labels_from_samples(task: Task, problems: Sequence[Problem],
-                              samples: Sequence[Sequence[str]]) -> dict[str, str]:
-    """Spurious Rewards' incorrect labels: per problem, the base model's majority answer, kept only where it is wrong.
-
-    Answers are compared in canonical form (unparseable ones do not vote); ties go to the answer seen first; a
-    problem whose majority answer the verifier accepts, or with no parseable answer, gets no label.
-    """
-    labels = {}
-    for problem, texts in zip(problems, samples):
-        counts: dict[str, int] = {}
-        for text in texts:
-            answer = task.score(text, problem).answer
-            canonical = task.canonical(answer) if answer is not None else None
-            if canonical is not None:
-                counts[canonical] = counts.get(canonical, 0) + 1
-        if not counts:
-            continue
-        majority = max(counts, key=lambda a: counts[a])  # max keeps the first-seen answer among ties
-        if not task.check(majority, problem):
-            labels[problem.id] = majority
-    return labels
 
 
 @dataclass

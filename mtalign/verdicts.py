@@ -14,7 +14,7 @@ the same data order and evaluated on the same problems, so the comparison is pai
     too few seeds    fewer than two paired seeds: no interval
 
 Ground truth itself is judged against 0 (holds / no gain / harms / within noise). Only runs of identical resolved
-settings (mtalign.train.run_identity: preset, steps, model build, tasks, evaluation tasks, regex) are pooled, and a
+settings (mtalign.identity.run_identity: preset, steps, model build, tasks, evaluation tasks, regex) are pooled, and a
 variant is paired only with the ground truth of the same settings; a variant's definition (semantics included) is
 part of its condition. As a check on the evaluation's own noise, the margin is also bootstrapped over evaluation
 problems (same resample for every seed and both runs), when the runs' per-problem correctness is at hand.
@@ -34,19 +34,19 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from mtalign import config
+
 FRACTION = 0.5
 BASELINE = "ground_truth"
-# claim -> the variants (paper semantics) that test it; every notebook and the report use this one table.
-# incorrect is the paper's definition (FORMAT and not CORRECT); incorrect_source is Spurious Rewards' (the base
-# model's wrong majority answer as a fixed label), the form the spurious-reward claim was made with.
-CLAIMS: dict[str, list[str]] = {
-    "RQ1 reward signal": ["format_only", "random", "incorrect", "incorrect_source", "majority_vote", "entropy_min"],
-    "RQ2 one-shot": ["one_shot", "one_shot_random"],
-    "RQ3 sample polarity": ["psr", "nsr", "w_reinforce"],
-}
+# claim -> the variants that test it, as params/variants.yaml declares them (`claim:`, alternatives marked optional
+# left out): what each claim notebook runs by default and the report judges. incorrect is the paper's definition
+# (FORMAT and not CORRECT); incorrect_source is Spurious Rewards' (the base model's wrong majority answer as a fixed
+# label), the form the spurious-reward claim was made with.
+CLAIMS: dict[str, list[str]] = config.claims()
 # mechanism probes, shown beside the claims and never judged as one: random_unclipped is the random reward with the
 # PPO clip removed, next to `random` on the same cells (is a random-reward gain the clip's doing? Shao et al. 2025)
-# label -> {probe variant: the claim variant it changes one thing of}
+# label -> {probe variant: the claim variant it changes one thing of}; its probe variants are config.probes()
+# (params/variants.yaml's `claim: probe`), which tests/test_verdicts.py checks
 PROBES: dict[str, dict[str, str]] = {"probe: clip removed": {"random_unclipped": "random"}}
 HOLDS, BELOW, NO_GAIN, NOISE, FEW = "holds", "below the bar", "no gain / harms", "within noise", "too few seeds"
 VERDICTS = (HOLDS, BELOW, NO_GAIN, NOISE, FEW)
@@ -249,7 +249,7 @@ def _pass1(runs: list[dict]) -> float:
 def mixed_settings(summaries: Iterable[dict]) -> list[dict[str, Any]]:
     """(model, task) cells whose runs have more than one settings key: each with its settings labels and what
     differs between their recorded identities (`mtalign.train.identity_differences`)."""
-    from mtalign.train import identity_differences
+    from mtalign.identity import identity_differences
 
     cells: dict[tuple[str, str], dict[str, dict]] = {}
     for s in summaries:

@@ -13,7 +13,7 @@ import copy
 import pytest
 import torch
 
-from mtalign import decode, models
+from mtalign import decode, evaluate, models
 from mtalign.sampling import SamplingParams, TransformersSampler, stop_token_ids
 from mtalign.tasks import get_task
 
@@ -180,8 +180,8 @@ def test_cached_evaluations_are_invalidated_by_an_edit_of_the_decode_loop(monkey
 
     from mtalign import train
 
-    before = train.eval_code_version()
+    before = evaluate.eval_code_version()
     read_bytes = Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes",
                         lambda self: read_bytes(self) + (b"# edited" if self.name == "decode.py" else b""))
-    assert train.eval_code_version() != before
+    assert evaluate.eval_code_version() != before

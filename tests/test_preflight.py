@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mtalign import cli, models, paths, toyworld, train
+from mtalign import cli, config, models, paths, toyworld, train
 from mtalign.tasks import hub
 
 MICRO = "micro-chain_sum-strong"
@@ -171,7 +171,7 @@ def test_a_relative_data_path_is_read_from_the_project_root_when_not_here(tmp_pa
 
 
 def test_a_preset_inherits_what_it_does_not_set(tmp_path, monkeypatch):
-    rehearsal, paper = train.load_preset("rehearsal"), train.load_preset("paper")
+    rehearsal, paper = config.load_preset("rehearsal"), config.load_preset("paper")
     own = _own_settings("rehearsal")
     assert set(rehearsal) == set(paper) | set(own)
     assert all(rehearsal[k] == v for k, v in paper.items() if k not in own)  # the paper's frozen settings
@@ -180,13 +180,13 @@ def test_a_preset_inherits_what_it_does_not_set(tmp_path, monkeypatch):
     train.Settings.from_dict(rehearsal, "rehearsal")  # complete and consistent
     (tmp_path / "a.yaml").write_text("inherits: b\nsteps: 1\n")
     (tmp_path / "b.yaml").write_text("inherits: a\n")
-    monkeypatch.setattr(train, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(config, "PRESETS_DIR", tmp_path)
     with pytest.raises(ValueError, match="a -> b -> a"):
-        train.load_preset("a")
+        config.load_preset("a")
 
 
 def _own_settings(name: str) -> dict:
     import yaml
 
-    values = yaml.safe_load((train.PRESETS_DIR / f"{name}.yaml").read_text())
+    values = yaml.safe_load((config.PRESETS_DIR / f"{name}.yaml").read_text())
     return {k: v for k, v in values.items() if k != "inherits"}

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from mtalign import models, paths, rewards, runinfo, train
+from mtalign import config, data, models, paths, rewards, runinfo, train
 from mtalign.sampling import SamplingParams, TransformersSampler, stop_token_ids
 from mtalign.tasks import INSTRUCTION, Problem, get_task
 from mtalign.tasks.base import is_formatted
@@ -76,8 +76,8 @@ def test_trl_receives_conversations_that_tokenize_as_the_evaluation_prompts(smol
 
     task = get_task("deepscaler", **DATA["deepscaler"])
     problems = task.problems("train")
-    settings = train.Settings.from_dict(train.load_preset("rehearsal"), "rehearsal")
-    rows = train._dataset_rows(problems, smol, task, settings, fill_to=len(problems))
+    settings = train.Settings.from_dict(config.load_preset("rehearsal"), "rehearsal")
+    rows = data.dataset_rows(problems, smol, task, settings, fill_to=len(problems))
     for row, problem in zip(rows, problems):
         assert is_conversational(row)
         assert row["prompt"] == [{"role": "user", "content": f"{INSTRUCTION}\n\n{problem.question}"}]
@@ -201,7 +201,7 @@ def test_a_smollm_run_counts_truncation_and_writes_the_toy_worlds_files(_isolate
     (step,) = runinfo.read_jsonl(out / "smollm" / "metrics.jsonl")
     (toy_step,) = runinfo.read_jsonl(out / "micro" / "metrics.jsonl")
     assert set(step) == set(toy_step)
-    budget = train.load_preset("rehearsal")["max_completion_length"]
+    budget = config.load_preset("rehearsal")["max_completion_length"]
     assert 0 <= step["truncated_frac"] <= 1 and 0 < step["response_length"] <= budget
     if step["response_length"] < budget:  # some completion ended before the budget
         assert step["truncated_frac"] < 1

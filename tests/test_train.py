@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mtalign import config, data, evaluate, identity
+
 MICRO = "micro-chain_sum-strong"
 HUB = Path(__file__).resolve().parent / "fixtures" / "hub"
 STEPS = 150  # enough to write the format; the answers stay mixed
@@ -42,7 +44,7 @@ def taught():
 
     torch.manual_seed(0)
     loaded = models.load(MICRO, log=lambda _: None)
-    settings = train.Settings.from_dict(train.load_preset("smoke"), "smoke")
+    settings = train.Settings.from_dict(config.load_preset("smoke"), "smoke")
     task = train.task_for(MICRO, "chain_sum")
     # Like the toy world's recipes: each problem is written with the right answer or the other convention's wrong
     # one, 1:3 on even problems and 3:1 on odd ones, and once without the format: groups are mixed, some majority
@@ -87,7 +89,7 @@ def _params(loaded):
 def _variants():
     from mtalign import train
 
-    return train.list_variants()
+    return config.list_variants()
 
 
 # -- every variant, end to end -------------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ def test_strict_paper_regex_option_reaches_the_training_reward():
 
 def test_wrong_labels_are_majority_answers_kept_only_where_wrong():
     from mtalign.tasks import Problem, get_task
-    from mtalign.trainer import wrong_labels_from_samples
+    from mtalign.data import wrong_labels_from_samples
 
     task = get_task("chain_sum")
     problems = [Problem(f"p{i}", "", "12") for i in range(4)]
@@ -321,7 +323,7 @@ def test_one_shot_selection_reads_historical_variance(tmp_path):
         for pid, acc in accuracies.items():
             runinfo.append_jsonl(log, {"epoch": epoch, "problem_id": pid, "accuracy": acc, "complete": True})
     runinfo.append_jsonl(log, {"epoch": 2, "problem_id": "b", "accuracy": 1.0, "complete": False})  # ignored
-    assert train.historical_variance(log) == {"a": 0.25, "b": 0.0, "c": 0.015625}
+    assert data.historical_variance(log) == {"a": 0.25, "b": 0.0, "c": 0.015625}
     pool = [Problem(pid, "", "1") for pid in "abc"]
     variants = train.load_variants()
     assert [p.id for p in train.select_examples(pool, variants["one_shot"], log, seed=0)] == ["a"]
@@ -330,7 +332,7 @@ def test_one_shot_selection_reads_historical_variance(tmp_path):
     short = tmp_path / "one_epoch.jsonl"
     runinfo.append_jsonl(short, {"epoch": 0, "problem_id": "a", "accuracy": 0.5, "complete": True})
     with pytest.raises(ValueError, match="two complete epochs"):
-        train.historical_variance(short)
+        data.historical_variance(short)
 
 
 @pytest.mark.slow
@@ -458,7 +460,7 @@ def test_initial_eval_key_is_shared_by_variants_and_changes_with_what_the_evalua
         run = train.resolve(model=MICRO, preset="smoke", **dict(run_kwargs))
         task = train.task_for(MICRO, task, run.task_kwargs.get(task))
         args = {"problems": problems, "rendered": rendered, **where, **changes}
-        return train.initial_eval_key(run, task, **args)
+        return evaluate.initial_eval_key(run, task, **args)
 
     base = key()
     # the variant and the training settings are exactly what may differ between runs sharing the evaluation
@@ -475,17 +477,17 @@ def test_initial_eval_key_is_shared_by_variants_and_changes_with_what_the_evalua
                  key(problems=[Problem("p0", "1+2=", "4")])]
     for i, other in enumerate(different):
         assert other != base, i
-    assert len({train.initial_eval_path(tmp_path, k) for k in [base, *different]}) == len(different) + 1
+    assert len({evaluate.initial_eval_path(tmp_path, k) for k in [base, *different]}) == len(different) + 1
 
     result = {"accuracy": 0.25, "format_rate": 0.5, "samples": 4, "problems": 1, "correct": [1],
               "problem_ids": ["p0"], "seconds": 1.5}
-    path = train.write_initial_eval(tmp_path, base, result, run="r")
-    assert train.read_initial_eval(tmp_path, base) == result
-    assert train.read_initial_eval(tmp_path, different[0]) is None
+    path = evaluate.write_initial_eval(tmp_path, base, result, run="r")
+    assert evaluate.read_initial_eval(tmp_path, base) == result
+    assert evaluate.read_initial_eval(tmp_path, different[0]) is None
     path.write_text(path.read_text().replace('"seed": 0', '"seed": 9'))  # an entry for another key at this name
-    assert train.read_initial_eval(tmp_path, base) is None
+    assert evaluate.read_initial_eval(tmp_path, base) is None
     path.write_text("{half")  # unreadable: computed again, not an error
-    assert train.read_initial_eval(tmp_path, base) is None
+    assert evaluate.read_initial_eval(tmp_path, base) is None
 
 
 def _without_times(records):
@@ -562,14 +564,14 @@ def paper_shaped_store(tmp_path_factory):
 def test_paper_preset_ranks_one_shot_on_a_run_of_its_own():
     from mtalign import train
 
-    paper = train.Settings.from_dict(train.load_preset("paper"), "paper")
+    paper = train.Settings.from_dict(config.load_preset("paper"), "paper")
     assert paper.steps * paper.prompts_per_step < 40_315  # the full-data run: under one epoch of DeepScaleR
-    ranking = train.ranking_overrides(paper)
+    ranking = data.ranking_overrides(paper)
     per_epoch = paper.ranking_problems // paper.prompts_per_step
     assert ranking == {"train_problems": 1209, "steps": paper.ranking_epochs * per_epoch}
     assert paper.ranking_epochs >= 2 and per_epoch == 9
-    toy = train.Settings.from_dict(train.load_preset("toy"), "toy")
-    assert train.ranking_overrides(toy) == {}  # the toy run itself makes 5 epochs of its 96 problems
+    toy = train.Settings.from_dict(config.load_preset("toy"), "toy")
+    assert data.ranking_overrides(toy) == {}  # the toy run itself makes 5 epochs of its 96 problems
 
 
 @pytest.mark.slow
@@ -580,15 +582,15 @@ def test_one_shot_runs_on_the_paper_presets_batch_arithmetic(paper_shaped_store)
     baseline, one_shot = summaries
     assert (baseline["variant"], one_shot["variant"]) == ("ground_truth", "one_shot")
     with pytest.raises(ValueError, match="two complete epochs"):  # the old way, the full-data run's history, fails
-        train.historical_variance(Path(baseline["dir"]) / "example_accuracy.jsonl")
-    ranking_dir = store / "smoke-ranking" / train.run_name(MICRO, "chain_sum", "ground_truth", 0)
+        data.historical_variance(Path(baseline["dir"]) / "example_accuracy.jsonl")
+    ranking_dir = store / "smoke-ranking" / config.run_name(MICRO, "chain_sum", "ground_truth", 0)
     ranking = runinfo.read_json(ranking_dir / "summary.json")
     assert ranking["role"] == "ranking" and ranking["steps"] == 4
     assert ranking["identity"]["settings"]["train_problems"] == 9
     params = runinfo.read_json(Path(one_shot["dir"]) / "params.json")
     assert Path(params["accuracy_log"]) == ranking_dir / "example_accuracy.jsonl"
     assert params["identity"]["ranking_log"]  # the ranking history is part of the one_shot run's identity
-    scores = train.historical_variance(ranking_dir / "example_accuracy.jsonl")
+    scores = data.historical_variance(ranking_dir / "example_accuracy.jsonl")
     assert 1 <= len(scores) <= 9 and one_shot["steps"] == 2 and one_shot["role"] == "study"
     assert one_shot["settings_hash"] == baseline["settings_hash"]  # judged against this ground truth
     rows = runinfo.read_jsonl(Path(one_shot["dir"]) / "example_accuracy.jsonl")
@@ -627,17 +629,17 @@ def test_run_identity_names_what_differs():
     from mtalign import train
 
     def planned(**kwargs):
-        return train.planned_identity(**{"model": MICRO, "variant": "nsr", "seed": 0, "preset": "smoke", **kwargs})
+        return identity.planned_identity(**{"model": MICRO, "variant": "nsr", "seed": 0, "preset": "smoke", **kwargs})
 
     base = planned()
     assert planned()["identity_hash"] == base["identity_hash"]
     source = planned(semantics="source")
     assert source["identity_hash"] != base["identity_hash"] and source["variant_hash"] != base["variant_hash"]
     assert source["settings_hash"] == base["settings_hash"]  # same settings: the same ground truth to compare with
-    assert train.identity_differences(base["identity"], source["identity"]) == ["variant.semantics: 'paper' -> 'source'"]
+    assert identity.identity_differences(base["identity"], source["identity"]) == ["variant.semantics: 'paper' -> 'source'"]
     longer = planned(steps=3)
     assert longer["settings_hash"] != base["settings_hash"]
-    assert train.identity_differences(base["identity"], longer["identity"]) == ["settings.steps: 2 -> 3"]
+    assert identity.identity_differences(base["identity"], longer["identity"]) == ["settings.steps: 2 -> 3"]
     assert planned(seed=1)["settings_hash"] == base["settings_hash"] != planned(seed=1)["identity_hash"]
 
 
@@ -773,11 +775,11 @@ def test_bad_input_fails_before_training_with_the_valid_choices(what, kwargs, me
 def test_batch_arithmetic_of_the_presets():
     from mtalign import train
 
-    paper = train.Settings.from_dict(train.load_preset("paper"), "paper")
+    paper = train.Settings.from_dict(config.load_preset("paper"), "paper")
     # 128 prompts x 16 = 2048 completions a step; 2 updates of 1024; 8 GPUs x 4 per micro-batch -> 32 accumulations
     assert paper.batch_shape(8) == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 32,
                                     "steps_per_generation": 64}
-    toy = train.Settings.from_dict(train.load_preset("toy"), "toy")
+    toy = train.Settings.from_dict(config.load_preset("toy"), "toy")
     # 16 prompts x 8 = 128 completions a step; 2 updates of 64 (the paper's two mini-batches), one micro-batch each
     assert toy.batch_shape(1) == {"per_device_train_batch_size": 64, "gradient_accumulation_steps": 1,
                                   "steps_per_generation": 2}
@@ -838,3 +840,18 @@ def test_train_step_benchmark_prints_both_methods_side_by_side(capsys):
     assert re.search(r"^overhead: [+-][\d.]+% per step \(target <= 10%: (met|NOT met)\)$", out, re.MULTILINE)
     assert figures["trl"][0]["mean_length"] == figures["engine"][0]["mean_length"]
     assert figures["overhead"] == pytest.approx(figures["engine_s_per_step"] / figures["trl_s_per_step"] - 1)
+
+
+def test_a_variant_the_model_gives_no_data_is_skipped_by_its_claim_and_says_why(tmp_path):
+    """incorrect/source on a model whose majority answer is never parseably wrong (the untrained micro model) cannot
+    run; its claim notebook says so and keeps the claim's other runs rather than failing the cell."""
+    from mtalign import claims, data, train
+
+    messages = []
+    summaries = claims.run_claim(MICRO, 0, ["incorrect_source"], tmp_path, None, log=messages.append, preset="smoke")
+    assert [s["variant"] for s in summaries] == ["ground_truth"]
+    assert any(m.startswith("incorrect_source: not run on micro-chain_sum-strong, seed 0: incorrect/source has no "
+                            "problem to train on") for m in messages), messages
+    with pytest.raises(data.NothingToTrain):
+        train.train(model=MICRO, variant="incorrect_source", preset="smoke", out=tmp_path / "direct",
+                    log=lambda _: None)
