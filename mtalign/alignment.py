@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mtalign import models, passk, paths, runinfo, toyworld
+from mtalign import config, models, passk, paths, runinfo, toyworld
 from mtalign.tasks import get_task, list_tasks
 
 CONFIG_FILE = paths.PARAMS / "alignment.yaml"
@@ -28,11 +28,9 @@ def cell_name(model: str, task: str) -> str:
 
 
 def default_task(model: str) -> str:
-    """A toy model's own task; other models need --task."""
+    """A toy model's own task (`config.default_task`, after the model's name is checked); other models need --task."""
     _validate_model(model)
-    if models.is_toy(model):
-        return toyworld.spec(model).task
-    raise ValueError(f"--task is required for model {model!r}; valid tasks: {', '.join(list_tasks())}")
+    return config.default_task(model)
 
 
 def validate(model: str, task: str, n: int, ks: list[int] | None) -> list[int]:

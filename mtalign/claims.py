@@ -30,16 +30,16 @@ def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path |
     short ground-truth run on the ranking subset otherwise). `train_kwargs` (preset, steps, eval_tasks, task_kwargs,
     ...) are the same for every variant.
     """
-    from mtalign import alignment, train
+    from mtalign import alignment
 
     task = task or alignment.default_task(model)
-    unknown = [v for v in variants if v not in config.list_variants()]
+    defined = config.load_variants(train_kwargs.get("variants_file") or config.VARIANTS_FILE)
+    unknown = [v for v in variants if v not in defined]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; valid variants: {', '.join(config.list_variants())}")
+        raise ValueError(f"unknown variant(s) {unknown}; valid variants: {', '.join(defined)}")
     runs_dir = Path(runs_dir) if runs_dir else runs.default_runs_dir()
     summaries = [runs.ensure_run(runs_dir, model, task, BASELINE, seed, log=log, **train_kwargs)]
     ranking_log = None
-    defined = train.load_variants(train_kwargs.get("variants_file") or config.VARIANTS_FILE)
     for variant in (v for v in variants if v != BASELINE):
         extra = {}
         data = defined[variant].data

@@ -1,7 +1,8 @@
 """What every notebook does around its science: read its parameters, make its folder, get a claim cell's runs, and
 write its run record (`metrics.json`, which the report reads; STYLE.md rule 4).
 
-    cell = notebook.setup("02_reward_signal", globals())   # the cell after the parameters cell
+    parameters.parse(globals())                              # the cell after the parameters cell
+    cell = notebook.setup("02_reward_signal", globals())
     summaries = notebook.claim_runs(cell, variants + probes)  # trained, or read from a finished study
     notebook.print_verdicts(summaries)                         # the verdict rule on the cell's own runs
     notebook.write_claim_metrics(cell, summaries, results)    # the last cell
@@ -15,7 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from mtalign import alignment, claims, parameters, paths, runinfo, verdicts
+from mtalign import claims, config, paths, runinfo, verdicts
 
 # What a claim notebook records of its parameters, in this order, where it declares them: not where its files are
 # (runs_dir, run_dir, records_dir) nor task_kwargs (data paths on one machine).
@@ -37,9 +38,9 @@ class Cell:
 
 
 def setup(notebook: str, namespace: dict[str, Any]) -> Cell:
-    """Parse the notebook's list/dict parameters in place (`parameters.parse`), make its folder (`run_dir`, default
-    `outputs/notebooks/<notebook>`) and note the start time. `namespace` is the notebook's `globals()`."""
-    parameters.parse(namespace)
+    """Make the notebook's folder (`run_dir`, default `outputs/notebooks/<notebook>`), note the start time and, for a
+    claim notebook, the training arguments. `namespace` is the notebook's `globals()`, its parameters already parsed
+    by `parameters.parse(globals())` on the line before (tests/test_parameters.py pins that call there)."""
     run_dir = Path(namespace.get("run_dir") or paths.outputs() / "notebooks" / notebook)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_kwargs = {}
@@ -67,11 +68,9 @@ SUBTYPE_KEY = "subtype_key"  # the Task class attribute naming the problem metad
 def eval_task(cell: Cell):
     """The claim cell's primary evaluation task (its first `eval_tasks`, else its training task), built as its runs
     build it (a toy model's task at the difficulty it was pretrained on). Building a task reads no data."""
-    from mtalign.train import task_for
-
     p = cell.namespace
-    name = (p.get("eval_tasks") or [None])[0] or p.get("task") or alignment.default_task(p["model"])
-    return task_for(p["model"], name, (p.get("task_kwargs") or {}).get(name))
+    name = (p.get("eval_tasks") or [None])[0] or p.get("task") or config.default_task(p["model"])
+    return config.task_for(p["model"], name, (p.get("task_kwargs") or {}).get(name))
 
 
 def subtype_key(task) -> str:

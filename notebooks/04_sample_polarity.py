@@ -39,9 +39,10 @@ run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/04_sa
 records_dir: str = ""  # a finished study's folder to read the runs from instead of training (e.g. outputs/)
 
 # %%
-from mtalign import claims, notebook, plots
+from mtalign import claims, notebook, parameters, plots
 
-cell = notebook.setup("04_sample_polarity", globals())  # list/dict parameters parsed, run_dir made, start noted
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
+cell = notebook.setup("04_sample_polarity", globals())  # run_dir made, start noted, training arguments
 
 # %% [markdown]
 # ## Train

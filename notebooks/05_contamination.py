@@ -50,9 +50,10 @@ seed: int = 0  # sampling seed
 run_dir: str = ""  # where this run's files go (default: outputs/notebooks/05_contamination)
 
 # %%
-from mtalign import contamination, notebook, plots
+from mtalign import contamination, notebook, parameters, plots
 
-cell = notebook.setup("05_contamination", globals())  # list/dict parameters parsed, run_dir made, start noted
+parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
+cell = notebook.setup("05_contamination", globals())  # run_dir made, start noted
 
 # %% [markdown]
 # ## Every probe on every model

@@ -141,3 +141,15 @@ def test_multiplicity_counts_judged_verdicts_and_states_no_correction():
     m = multiplicity(rows)
     assert (m["judged"], m["within_noise"]) == (40, 6) and m["expected_chance_misses"] == pytest.approx(2.0)
     assert "40 verdicts" in m["text"] and "No multiplicity correction" in m["text"]
+
+
+def test_claims_and_probes_are_params_variants_yaml():
+    """Claim membership lives in params/variants.yaml only: verdicts.CLAIMS is config.claims(), spelled as the report
+    labels claims, and the probes of verdicts.PROBES are config.probes(), each changing one variant of a claim."""
+    from mtalign import config, verdicts
+
+    assert verdicts.CLAIMS == config.claims()
+    assert list(verdicts.CLAIMS) == ["RQ1 reward signal", "RQ2 one-shot", "RQ3 sample polarity"]
+    assert sorted(v for probes in verdicts.PROBES.values() for v in probes) == sorted(config.probes())
+    claimed = {v for variants in verdicts.CLAIMS.values() for v in variants}
+    assert all(target in claimed for probes in verdicts.PROBES.values() for target in probes.values())
