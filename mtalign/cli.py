@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("mtalign.train", "train one (model, task, variant, seed) RL run"),
     "study": ("mtalign.grid", "run a grid of claim notebooks with papermill, then the report"),
     "report": ("mtalign.report", "rebuild the report from per-run files"),
+    "predict": ("mtalign.predict", "place a model on the alignment ladder: each claim's predicted verdict"),
     "bench": ("mtalign.bench", "benchmarks that print their figures (sampling, training step)"),
 }
 

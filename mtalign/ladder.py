@@ -23,8 +23,10 @@ mtalign/predict.py fits these curves and places a new model on them.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,10 +130,13 @@ def measure(model: str, task: str | None = None, n: int = 64, problems: int = 10
     alignment.validate(model, task, n, None)
     if problems < 1:
         raise ValueError(f"problems must be at least 1, got {problems}")
-    models.preflight(model, use_vllm=backend == "vllm", vllm_fix="--backend transformers", what=f"sampling {model}")
+    with loadable(model):
+        models.preflight(model, use_vllm=backend == "vllm", vllm_fix="--backend transformers",
+                         what=f"sampling {model}")
     task_obj = get_task(task, **alignment._toy_difficulty(model, task))
     items = task_obj.problems(task_obj.eval_split, n=problems, seed=0)  # the fixed evaluation set, as 01's
-    loaded = load_model(model, log)
+    with loadable(model):
+        loaded = models.load(model, log=log)
     params = SamplingParams(n=n, temperature=1.0, top_p=1.0, seed=seed, batch_size=batch_size,
                             max_new_tokens=max_new_tokens or getattr(task_obj, "max_new_tokens", 1024))
     sampler = make_sampler(loaded, backend)
@@ -145,14 +150,16 @@ def measure(model: str, task: str | None = None, n: int = 64, problems: int = 10
     return result
 
 
-def load_model(model: str, log=print):
-    """`models.load`, with any failure to load said in one line (the CLI prints it without a traceback)."""
+@contextlib.contextmanager
+def loadable(model: str):
+    """Any failure to check or load `model` as one line (the CLI prints it without a traceback)."""
     try:
-        return models.load(model, log=log)
+        yield
     except (ValueError, FileNotFoundError, ModuleNotFoundError):
         raise
     except Exception as err:  # a damaged checkpoint, a config transformers cannot read, ...
-        raise ValueError(f"cannot load model {model!r}: {type(err).__name__}: {str(err).splitlines()[0][:300]}")
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise ValueError(f"cannot load model {model!r}: {type(err).__name__}: {first}") from None
 
 
 def record(model: str, task, items: Sequence, completions: Sequence[Sequence[str]], seed: int = 0) -> dict[str, Any]:
@@ -340,13 +347,15 @@ class Point:
         return self.gain - fraction * self.gt_gain
 
 
-def load(study_dir: Path | str, k_max: int | None = None, n_boot: int = BOOTSTRAP) -> Ladder:
+def load(study_dir: Path | str, k_max: int | None = None, n_boot: int = BOOTSTRAP,
+         records: Sequence[dict[str, Any]] = ()) -> Ladder:
     """The ladder a study folder holds: its runs (the grid's, through mtalign.report.load_study), the rung records
-    that 06_alignment_ladder measured (`*.ladder.json`) and, for rungs without one, 01_alignment's records."""
+    that 06_alignment_ladder measured (`*.ladder.json`, and `records` measured elsewhere) and, for rungs without
+    one, 01_alignment's records."""
     from mtalign import report
 
     study = report.load_study(study_dir)
-    return build(study.summaries, load_records(study_dir) + study.alignment, k_max, n_boot,
+    return build(study.summaries, [*records, *load_records(study_dir), *study.alignment], k_max, n_boot,
                  warnings=list(study.warnings))
 
 
@@ -392,17 +401,18 @@ def rung_table(index: dict[str, list[Rung]], records: Sequence[dict[str, Any]], 
 def gain_table(summaries: Sequence[dict[str, Any]], rung_rows: pd.DataFrame,
                warnings: list[str] | None = None) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[int, float]]]:
     """verdicts.cell_verdicts on the runs of rung models (each run's primary evaluation task), joined with the rung
-    table, and the per-seed gains behind them. Only one settings key is analysed: the one most runs share (the
-    ladder grid's frozen preset); others are named in `warnings`, never pooled."""
+    table, and the per-seed gains behind them. Per rung, only the settings most of its runs share are analysed, and
+    across rungs only the most common preset and step count (the ladder grid's frozen settings); what is left out
+    is named in `warnings`, never pooled."""
+    warnings = warnings if warnings is not None else []
     index = rung_index()
     mine = [s for s in summaries if s.get("model") in index and s.get("role", "study") == "study"]
-    keys = pd.Series([verdicts.settings_key(s) for s in mine], dtype=object)
-    key = keys.value_counts().index[0] if len(keys) else None
-    if key is not None and keys.nunique() > 1:
-        (warnings if warnings is not None else []).append(
-            f"the ladder's runs have {keys.nunique()} settings; only the most common ({key[:8]}, "
-            f"{int((keys == key).sum())} runs) is analysed, the other {int((keys != key).sum())} runs are left out")
-    mine = [s for s, k in zip(mine, keys) if k == key]
+    mine = _most_common(mine, lambda s: (s.get("preset"), s.get("steps")), "the ladder", "presets and step counts",
+                        warnings)
+    for model in sorted({s["model"] for s in mine}):
+        theirs = [s for s in mine if s["model"] == model]
+        kept = _most_common(theirs, verdicts.settings_key, model, "settings", warnings)
+        mine = [s for s in mine if s["model"] != model] + kept
     seeds: dict[tuple[str, str], dict[int, float]] = {}
     for s in mine:
         primary = [r for r in verdicts.per_eval_task(s) if r["primary"]][0]
@@ -414,6 +424,17 @@ def gain_table(summaries: Sequence[dict[str, Any]], rung_rows: pd.DataFrame,
     cells = cells[columns] if len(cells) else pd.DataFrame(columns=columns)
     merged = rung_rows.drop(columns=["world"]).merge(cells, on="model", how="inner")
     return merged.sort_values(["family", "dial", "position", "variant"]).reset_index(drop=True), seeds
+
+
+def _most_common(runs: list[dict], key, where: str, what: str, warnings: list[str]) -> list[dict]:
+    """The runs sharing the most common `key`; a warning names how many others are left out."""
+    counts = Counter(key(s) for s in runs)
+    if len(counts) < 2:
+        return runs
+    best, kept = counts.most_common(1)[0]
+    warnings.append(f"{where}: runs of {len(counts)} {what}; only the most common ({str(best)[:24]}, {kept} runs) "
+                    f"is analysed, the other {len(runs) - kept} runs are left out")
+    return [s for s in runs if key(s) == best]
 
 
 def require_results(lad: Ladder, study_dir: Path | str) -> None:
@@ -512,7 +533,7 @@ def transition(points: Sequence[Point], n_boot: int = BOOTSTRAP, seed: int = 0,
 def transitions(lad: Ladder, summary: str = "pass@1", variants: Sequence[str] | None = None,
                 by: Sequence[str] = ("family", "dial"), n_boot: int = BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
     """One row per group (`by`: family and dial by default; ("family",) pools a family's dials) and variant."""
-    variants = variants or [v for v in _variants(lad) if v != BASELINE]
+    variants = variants or [v for v in variants_of(lad) if v != BASELINE]
     rows = []
     groups = lad.cells[list(by)].drop_duplicates().to_dict("records") if len(lad.cells) else []
     for group in groups:
@@ -527,11 +548,13 @@ def transitions(lad: Ladder, summary: str = "pass@1", variants: Sequence[str] | 
 
 
 def _interval(row: dict[str, Any]) -> str:
+    if math.isinf(row["low"]):
+        return "[beyond the ladder]"
     high = "beyond the ladder" if math.isinf(row["high"]) else f"{row['high']:.3f}"
     return f"[{row['low']:.3f}, {high}]"
 
 
-def _variants(lad: Ladder) -> list[str]:
+def variants_of(lad: Ladder) -> list[str]:
     """Variants present, in the claims' order."""
     order = [BASELINE] + [v for vs in CLAIMS.values() for v in vs]
     present = set(lad.cells["variant"]) if len(lad.cells) else set()
@@ -590,3 +613,110 @@ def best_summaries(table: pd.DataFrame) -> pd.DataFrame:
     usable["order"] = usable["summary"].map({s: i for i, s in enumerate(SUMMARIES)})
     usable = usable.sort_values(["rank_auc", "accuracy", "order"], ascending=[False, False, True])
     return usable.drop_duplicates(["scope", "name"]).drop(columns="order").reset_index(drop=True)
+
+
+# -- what the tables say, in words --------------------------------------------------------------------------------
+def transition_sentences(table: pd.DataFrame) -> list[str]:
+    """One line per (family, dial, variant) of `transitions`' table."""
+    out = []
+    for r in table.to_dict("records") if len(table) else []:
+        where = f"{r['family']}{' ' + r['dial'] if 'dial' in r else ''}, {r['variant']}"
+        if r["status"] == IN_LADDER:
+            out.append(f"{where}: reaches half of ground truth's gain at {r['summary']} {r['transition']:.3f} "
+                       f"{_interval(r)} ({r['in_ladder']:.0%} of seed resamples cross inside the ladder)")
+        elif r["status"] == FROM_LOWEST:
+            out.append(f"{where}: already at half of ground truth's gain on the lowest rung ({r['summary']} "
+                       f"{r['x_min']:.3f}): any transition lies below the ladder")
+        else:
+            out.append(f"{where}: no transition within the ladder (up to {r['summary']} {r['x_max']:.3f}; "
+                       f"{r['in_ladder']:.0%} of seed resamples cross inside it)")
+    return out
+
+
+def separation_sentences(table: pd.DataFrame) -> list[str]:
+    """Per claim and for all claims: the best separating summary against pass@1, with their numbers."""
+    out = []
+    best = best_summaries(table)
+    for row in best[best["scope"] != "variant"].to_dict("records"):
+        pass1 = table[(table["scope"] == row["scope"]) & (table["name"] == row["name"])
+                      & (table["summary"] == "pass@1")].iloc[0]
+        versus = ("" if row["summary"] == "pass@1" else
+                  f"; pass@1: AUC {pass1['rank_auc']:.2f}, accuracy {pass1['accuracy']:.2f}")
+        out.append(f"{row['name']}: {row['summary']} separates best ({row['holds']} holding, {row['fails']} failing "
+                   f"cells; rank AUC {row['rank_auc']:.2f}, best threshold {row['threshold']:.3f} classifies "
+                   f"{row['accuracy']:.0%} right{versus})")
+    undecided = table[(table["scope"] != "variant") & table["rank_auc"].isna()]["name"].unique()
+    out += [f"{name}: no summary can separate, the ladder has no holding or no failing cell" for name in undecided]
+    return out
+
+
+# -- figures --------------------------------------------------------------------------------------------------------
+DIAL_SYMBOLS = ["circle", "diamond", "square", "triangle-up"]
+
+
+def alignment_figure(rung_rows: pd.DataFrame, summaries: Sequence[str] = SUMMARIES):
+    """Each alignment summary along each dial (position on x), one line per family and dial, 95% intervals."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from mtalign import plots
+
+    fig = make_subplots(rows=1, cols=len(summaries), subplot_titles=list(summaries), shared_yaxes=True)
+    dials = list(dict.fromkeys(rung_rows["dial"]))
+    for i, ((family, dial), group) in enumerate(rung_rows.groupby(["family", "dial"], sort=False)):
+        colour, name = plots.PALETTE[sorted(set(rung_rows["family"])).index(family)], f"{family} · {dial}"
+        for col, summary in enumerate(summaries, start=1):
+            fig.add_trace(go.Scatter(
+                x=group["position"], y=group[summary], mode="lines+markers", name=name, legendgroup=name,
+                showlegend=col == 1, text=group["recipe"], line={"color": colour, "dash": "solid" if
+                                                                 dials.index(dial) == 0 else "dash"},
+                marker={"symbol": DIAL_SYMBOLS[dials.index(dial) % len(DIAL_SYMBOLS)], "size": 8},
+                error_y={"type": "data", "symmetric": False, "array": group[f"{summary}_high"] - group[summary],
+                         "arrayminus": group[summary] - group[f"{summary}_low"], "thickness": 1},
+                hovertemplate="%{text}: %{y:.3f}<extra>" + name + "</extra>"), row=1, col=col)
+    fig.update_xaxes(title="rung (dial position)", dtick=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=1, title="alignment (95% CI over problems)")
+    fig.update_layout(title="Alignment along each dial of the ladder")
+    return plots.responsive(fig, 420)
+
+
+def gain_figure(cells: pd.DataFrame, claim: str, summary: str = "pass@1", fraction: float = FRACTION):
+    """Gain in held-out accuracy against alignment, one panel per task family: ground truth (black, the reference
+    curve, and half of it dotted: the bar) and each variant of `claim`; marker shape and dash tell the dials apart,
+    bars are 95% intervals across seeds, hover gives the verdict."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from mtalign import plots
+
+    families = sorted(set(cells["family"]))
+    dials = list(dict.fromkeys(cells["dial"]))
+    fig = make_subplots(rows=1, cols=max(1, len(families)), subplot_titles=families, shared_yaxes=True)
+    variants = [BASELINE] + [v for v in dict.fromkeys(cells[cells["claim"] == claim]["variant"])]
+    for col, family in enumerate(families, start=1):
+        for variant in variants:
+            for dial in dials:
+                rows = cells[(cells["family"] == family) & (cells["dial"] == dial) & (cells["variant"] == variant)]
+                rows = rows.sort_values(summary)
+                if rows.empty:
+                    continue
+                name, colour = f"{variant} · {dial}", plots.variant_colour(variant)
+                line = {"color": colour, "dash": "solid" if dials.index(dial) == 0 else "dash"}
+                fig.add_trace(go.Scatter(
+                    x=rows[summary], y=rows["gain"], mode="lines+markers", name=name, legendgroup=name,
+                    showlegend=col == 1, line=line, customdata=np.stack([rows["recipe"], rows["verdict"]], axis=1),
+                    marker={"symbol": DIAL_SYMBOLS[dials.index(dial) % len(DIAL_SYMBOLS)], "size": 8},
+                    error_y={"type": "data", "symmetric": False, "array": rows["gain_high"] - rows["gain"],
+                             "arrayminus": rows["gain"] - rows["gain_low"], "thickness": 1},
+                    hovertemplate="%{customdata[0]}: gain %{y:+.3f}, %{customdata[1]}<extra>" + name + "</extra>"),
+                    row=1, col=col)
+                if variant == BASELINE:
+                    fig.add_trace(go.Scatter(x=rows[summary], y=fraction * rows["gain"], mode="lines",
+                                             name=f"{fraction:g} x ground truth · {dial}", showlegend=col == 1,
+                                             line={"color": colour, "dash": "dot", "width": 1}, hoverinfo="skip"),
+                                  row=1, col=col)
+        fig.add_hline(y=0, line={"color": plots.GREY, "width": 1}, row=1, col=col)
+    fig.update_xaxes(title=f"base model's {summary}")
+    fig.update_yaxes(title="gain in held-out accuracy", row=1, col=1)
+    fig.update_layout(title=f"{claim}: gain against alignment, ground truth as the reference")
+    return plots.responsive(fig, 460)

@@ -54,7 +54,7 @@ GAINS = {
 def run_summary(model: str, task: str, variant: str, seed: int, gain: float) -> dict:
     return {"run": f"{model}__{task}__{variant}__s{seed}", "status": "finished", "model": model, "task": task,
             "eval_task": task, "variant": variant, "semantics": "paper", "seed": seed, "preset": "toy", "steps": 30,
-            "settings_hash": "synthetic", "before": {"accuracy": 0.2}, "after": {"accuracy": 0.2 + gain},
+            "settings_hash": f"synthetic-{model}", "before": {"accuracy": 0.2}, "after": {"accuracy": 0.2 + gain},
             "gain": gain, "passk_before": {"pass@1": 0.2}}
 
 
@@ -206,9 +206,16 @@ def test_the_store_gives_one_cell_per_rung_and_variant(lad):
 
 def test_runs_of_other_settings_are_left_out_and_named(store):
     other = {**run_summary("toy-chain_sum-fid10", "chain_sum", "psr", 0, 0.9), "settings_hash": "other"}
-    lad = ladder.build([other] + _summaries(store), ladder.load_records(store), n_boot=50)
-    assert any("2 settings" in w for w in lad.warnings)
+    longer = {**run_summary("toy-chain_sum-fid20", "chain_sum", "psr", 0, 0.8), "steps": 300}
+    lad = ladder.build([other, longer] + _summaries(store), ladder.load_records(store), n_boot=50)
+    assert lad.warnings == [
+        "the ladder: runs of 2 presets and step counts; only the most common (('toy', 30), 331 runs) is analysed, the "
+        "other 1 runs are left out",
+        "toy-chain_sum-fid10: runs of 2 settings; only the most common (synthetic-toy-chain_sum-, 15 runs) is "
+        "analysed, the other 1 runs are left out"]
     assert lad.seeds[("toy-chain_sum-fid10", "psr")][0] == pytest.approx(0.05 - 0.15)  # not the other run's 0.9
+    assert lad.seeds[("toy-chain_sum-fid20", "psr")][0] == pytest.approx(0.10 - 0.15)
+    assert len(lad.cells) == 2 * 11 * len(GAINS)  # every rung still judged, on its own settings
 
 
 def _summaries(store: Path) -> list[dict]:
