@@ -314,3 +314,14 @@ def test_maj_at_k_separates_majority_vote_where_pass_at_1_cannot(lad):
     assert best[(best["scope"] == "variant") & (best["name"] == "majority_vote")]["summary"].item() == "maj@k_max"
     assert "ground_truth" not in set(table["name"])  # the reference, never a scope
     assert {"RQ1 reward signal", "RQ3 sample polarity", "all claims"} <= set(table["name"])
+
+
+def test_ladder_grid_plans(tmp_path):
+    """The runner accepts the grid before running anything (names, values, the report's parameters): 2 alignment
+    cells, 3 claim notebooks x 22 rungs x 3 seeds, and 06 as its report."""
+    from mtalign import grid
+
+    plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "ladder.yaml"), tmp_path / "out")
+    assert len(plan.cells) == 2 + 3 * 22 * 3
+    assert plan.report.notebook == "06_alignment_ladder"
+    assert plan.report.parameters["study_dir"] == str(tmp_path / "out")  # the runner points it at the study
