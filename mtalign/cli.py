@@ -18,7 +18,7 @@ from mtalign import signals
 COMMANDS = {
     "alignment": ("mtalign.alignment", "measure model-task alignment: the pass@k curve of a model on a task"),
     "train": ("mtalign.train", "train one (model, task, variant, seed) RL run"),
-    "study": ("mtalign.grid", "run a grid of claim notebooks with papermill, then the report"),
+    "study": ("mtalign.runner", "run a grid of claim notebooks with papermill, then the report"),
     "report": ("mtalign.report", "rebuild the report from per-run files"),
     "predict": ("mtalign.predict", "place a model on the alignment ladder: each claim's predicted verdict"),
     "bench": ("mtalign.bench", "benchmarks that print their figures (sampling, training step)"),

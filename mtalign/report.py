@@ -103,14 +103,14 @@ def load_study(study_dir: Path | str) -> Study:
 
 
 def _load_manifest(study: Path, warnings: list[str]) -> dict[str, Any] | None:
-    """The study's manifest; a damaged one is rebuilt from its cell folders (grid.load_manifest), with a warning
+    """The study's manifest; a damaged one is rebuilt from its cell folders (manifests.load_manifest), with a warning
     naming it; one that cannot be rebuilt is left out with the reason (the report then shows the runs alone)."""
     if not (study / "manifest.json").exists():
         return None
-    from mtalign import grid
+    from mtalign import manifests
 
     try:
-        return grid.load_manifest(study, log=warnings.append)
+        return manifests.load_manifest(study, log=warnings.append)
     except (OSError, ValueError) as err:
         warnings.append(str(err))
         return None
@@ -1171,14 +1171,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Re-run the report notebook on a study folder through the grid runner (grid.run_report)."""
-    from mtalign import grid
+    """Re-run the report notebook on a study folder through the grid runner (runner.run_report)."""
+    from mtalign import runner
 
     out = Path(args.out or paths.outputs())
     if not out.is_dir():
         raise FileNotFoundError(f"study folder {out} does not exist; run `mtalign study --out {out}` first")
     started = time.time()
-    entry = grid.run_report(out, grid=args.params, notebooks_dir=args.notebooks)
+    entry = runner.run_report(out, grid=args.params, notebooks_dir=args.notebooks)
     if entry["status"] != "finished":
         print(f"the report notebook failed: {entry.get('error')}; executed notebook {out / entry['dir']}")
         return 1

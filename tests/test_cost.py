@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from mtalign import cost, grid, paths
+from mtalign import cost, grid, paths, runner
 
 MICRO = "micro-chain_sum-strong"
 
@@ -104,7 +104,7 @@ def test_more_steps_seeds_or_variants_cost_more_and_finished_runs_cost_nothing(t
 
 
 def test_dry_run_prints_each_cells_estimate_and_the_grids_wall_time_for_n_workers(toy_plan):
-    text = grid.dry_run(toy_plan, toy_plan.cells, workers=4)
+    text = runner.dry_run(toy_plan, toy_plan.cells, workers=4)
     assert "estimated cost:" in text and "4 workers" in text and "1 worker " in text
     line = next(l for l in text.splitlines() if "02_reward_signal__model=toy-chain_sum-strong__seed=0" in l)
     assert re.search(r"\(about \d+ (min|s)\)$", line), line
@@ -119,7 +119,7 @@ def test_cells_without_a_measured_cost_are_named_not_guessed(tmp_path):
 
 
 def test_longest_first_orders_the_cells_to_run_by_their_estimate(toy_plan):
-    ordered = grid.longest_first(toy_plan, toy_plan.cells)
+    ordered = runner.longest_first(toy_plan, toy_plan.cells)
     estimates = {e.name: e.seconds for e in cost.estimate_cells(toy_plan, toy_plan.cells, cost.load_costs())}
     seconds = [estimates[c.name] for c in ordered]
     assert seconds == sorted(seconds, reverse=True) and len(ordered) == len(toy_plan.cells)

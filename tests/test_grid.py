@@ -19,7 +19,7 @@ import nbformat
 import pytest
 import yaml
 
-from mtalign import cli, grid, paths
+from mtalign import cli, executors, grid, paths, runner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 
@@ -39,9 +39,9 @@ def probe_plan(tmp_path: Path, data: dict, out: Path | None = None) -> grid.Plan
     return grid.plan(grid.load_grid(write_grid(tmp_path, data)), out or tmp_path / "out", FIXTURES)
 
 
-def run(plan_: grid.Plan, **kwargs) -> grid.Outcome:
+def run(plan_: grid.Plan, **kwargs) -> runner.Outcome:
     lines: list[str] = []
-    outcome = grid.run_study(plan_, log=lines.append, **kwargs)
+    outcome = runner.run_study(plan_, log=lines.append, **kwargs)
     outcome.log = lines
     return outcome
 
@@ -50,7 +50,7 @@ def params_json(cell_dir: Path) -> dict:
     return json.loads((cell_dir / "params.json").read_text())
 
 
-def statuses(outcome: grid.Outcome) -> dict[str, str]:
+def statuses(outcome: runner.Outcome) -> dict[str, str]:
     return {name: e["status"] for name, e in outcome.entries.items()}
 
 
@@ -172,7 +172,7 @@ def test_failing_cell_is_recorded_others_finish_and_report_shows_it_missing(tmp_
 
     # `mtalign report --out DIR` path: the report alone, from the grid stored in the manifest
     (out / "99_report" / "report.json").unlink()
-    entry = grid.run_report(out, log=lambda line: None)
+    entry = runner.run_report(out, log=lambda line: None)
     assert entry["status"] == "finished" and (out / "99_report" / "report.json").exists()
     assert json.loads((out / "manifest.json").read_text())["cells"][2]["status"] == "failed"
 
@@ -197,7 +197,7 @@ def test_resume_redoes_only_unfinished_cells(tmp_path):
     (dirs["10_probe__value=3"] / "params.json").unlink()
     (dirs["10_probe__value=3"] / "10_probe.ipynb").unlink()
 
-    listing = grid.dry_run(plan_, plan_.cells)
+    listing = runner.dry_run(plan_, plan_.cells)
     assert "done                        10_probe__value=1" in listing
     assert "rerun (unfinished)          10_probe__value=2" in listing
     assert "rerun (unfinished)          10_probe__value=3" in listing
@@ -214,7 +214,7 @@ def test_resume_redoes_only_unfinished_cells(tmp_path):
     # a changed fixed parameter makes every finished cell stale
     data["notebooks"]["10_probe"]["params"] = {"label": "b"}
     changed = probe_plan(tmp_path, data, out)
-    assert grid.dry_run(changed, changed.cells).count("rerun (parameters changed)") == 3
+    assert runner.dry_run(changed, changed.cells).count("rerun (parameters changed)") == 3
 
 
 def test_killed_run_resumes(tmp_path):
@@ -263,7 +263,7 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     args = argparse.Namespace(params=grid_file, out=out, workers=None, only=["*value=2*"], dry_run=True,
                               executor="local", notebooks=FIXTURES, no_report=False, extra_seeds=False)
-    assert grid.run(args) == 0
+    assert runner.run(args) == 0
     printed = capsys.readouterr().out
     assert "2 cell(s) selected of 4; 0 done, 2 to run" in printed
     assert f"run                         10_probe__value=2__label=a  ->  {out.resolve()}/10_probe/" in printed
@@ -339,7 +339,7 @@ def test_only_matching_nothing_and_gpu_cells_without_gpus(tmp_path, monkeypatch)
         grid.select(plan_.cells, ["03_*"])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     with pytest.raises(ValueError, match="2 cell.s. need 2 GPU.s. but this machine has 1 visible"):
-        grid.run_study(plan_, log=lambda line: None)
+        runner.run_study(plan_, log=lambda line: None)
     assert not (tmp_path / "out").exists()
 
 
@@ -381,14 +381,14 @@ def test_local_submitit_executor_runs_a_cell(tmp_path):
     (["3", "5"], [1, 1], 2, [(0, ["3"]), (1, ["5"])]),  # ids as CUDA_VISIBLE_DEVICES gives them, not 0..n
 ])
 def test_take_gpus(free, requests, slots, expected):
-    assert grid.take_gpus(free, requests, slots) == expected
+    assert executors.take_gpus(free, requests, slots) == expected
 
 
 def test_visible_gpus_follows_cuda_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert grid.visible_gpus() == ["2", "3"]
+    assert executors.visible_gpus() == ["2", "3"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert grid.visible_gpus() == []
+    assert executors.visible_gpus() == []
 
 
 def test_slurm_job_script_carries_each_cells_resources(tmp_path):
@@ -399,7 +399,7 @@ def test_slurm_job_script_carries_each_cells_resources(tmp_path):
     g.notebooks = {"10_probe": grid.Entry(resources=g.notebooks["02_reward_signal"].resources, slurm=g.slurm)}
     g.defaults, g.report = {}, None
     cell = grid.plan(g, tmp_path / "out", FIXTURES).cells[0]
-    script = _make_sbatch_string(command="python -m x", folder=tmp_path, **grid.slurm_parameters(cell))
+    script = _make_sbatch_string(command="python -m x", folder=tmp_path, **executors.slurm_parameters(cell))
     for line in ("#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=64", "#SBATCH --mem=512GB",
                  "#SBATCH --time=2880", "#SBATCH --job-name=10_probe", "#SBATCH --nodes=1",
                  "source .venv/bin/activate"):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtalign import alignment, grid, report, runinfo, runs, signals, train
+from mtalign import alignment, executors, grid, manifests, report, runinfo, runner, runs, signals, train
 from mtalign.tasks import graders
 
 MICRO = "micro-chain_sum-strong"
@@ -228,8 +228,8 @@ def test_sigterm_stops_a_study_its_workers_and_kernels_and_marks_runs_interrupte
         assert len(family) >= 4
         proc.send_signal(signal.SIGTERM)
         signalled = time.time()
-        assert proc.wait(timeout=grid.STOP_GRACE_S + 30) == 143, proc.stdout.read()[-3000:]
-        assert time.time() - signalled < grid.STOP_GRACE_S  # stopped cleanly (10 s here), not killed at the grace
+        assert proc.wait(timeout=executors.STOP_GRACE_S + 30) == 143, proc.stdout.read()[-3000:]
+        assert time.time() - signalled < executors.STOP_GRACE_S  # stopped cleanly (10 s here), not killed at the grace
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -319,11 +319,11 @@ def test_a_truncated_manifest_is_rebuilt_from_the_cell_folders(tmp_path):
     grid_file.write_text(yaml.safe_dump({"notebooks": {"10_probe": {"grid": {"value": [1, 2]}}}}))
     out = tmp_path / "out"
     plan_ = grid.plan(grid.load_grid(grid_file), out, FIXTURES)
-    assert grid.run_study(plan_, workers=1, report=False, log=lambda _: None).exit_code == 0
+    assert runner.run_study(plan_, workers=1, report=False, log=lambda _: None).exit_code == 0
     whole = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text((out / "manifest.json").read_text()[:200])
     lines: list[str] = []
-    manifest = grid.load_manifest(out, log=lines.append)
+    manifest = manifests.load_manifest(out, log=lines.append)
     assert len(lines) == 1 and lines[0].startswith(f"warning: {out / 'manifest.json'} is damaged (JSONDecodeError")
     assert lines[0].endswith("; rebuilding it from the cell folders")
     assert [(c["name"], c["status"]) for c in manifest["cells"]] == \

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mtalign import cost, grid
+from mtalign import cost, executors, grid
 
 
 def _cell(name: str, notebook: str) -> grid.Cell:
@@ -19,7 +19,7 @@ def _cell(name: str, notebook: str) -> grid.Cell:
 def test_eta_uses_each_notebooks_measured_durations_over_the_workers(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(time, "time", lambda: now[0])
-    progress = grid.Progress(total=6, workers=2)
+    progress = executors.Progress(total=6, workers=2)
     a, b = _cell("a", "01_alignment"), _cell("b", "02_reward_signal")
     assert progress.eta_s([b], []) is None and "time left unknown yet" in progress.line(None)
     for cell, seconds in ((a, 600.0), (b, 60.0)):
@@ -35,7 +35,7 @@ def test_eta_uses_each_notebooks_measured_durations_over_the_workers(monkeypatch
 
 
 def test_failures_are_counted_and_recorded():
-    progress = grid.Progress(total=2, workers=1)
+    progress = executors.Progress(total=2, workers=1)
     for name, status in (("x", "failed"), ("y", "finished")):
         cell = _cell(name, "02_reward_signal")
         progress.start(cell)

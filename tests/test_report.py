@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mtalign import cli, grid, paths, plots, report, runinfo, verdicts
+from mtalign import cli, grid, manifests, paths, plots, report, runinfo, runner, verdicts
 
 STRONG, WEAK, TASK = "toy-chain_sum-strong", "toy-chain_sum-weak", "chain_sum"
 SEEDS = (0, 1, 2)
@@ -114,8 +114,8 @@ def make_study(out: Path) -> grid.Plan:
          "colour": "Green", "truly_contaminated": False, "test_correct": True, "evidence": "clean"},
         {"model": WEAK, "task": TASK, "recipe": "weak", "rouge_eval": 0.2, "rouge_fresh": 0.2, "pass@1": 0.08,
          "colour": "Gray", "truly_contaminated": False, "test_correct": True, "evidence": "clean, weak"}]})
-    entries = {c.name: grid.disk_entry(c, out, "not run yet") for c in plan_.cells}
-    grid.write_manifest(plan_, entries, runinfo.now())
+    entries = {c.name: manifests.disk_entry(c, out, "not run yet") for c in plan_.cells}
+    manifests.write_manifest(plan_, entries, runinfo.now())
     return plan_
 
 
@@ -406,11 +406,11 @@ def test_extra_seeds_go_to_the_cells_whose_verdicts_are_within_noise(study_dir):
     noisy = report.verdict_table(report.load_study(study_dir))
     assert list(zip(noisy[noisy["verdict"] == "within noise"]["model"],
                     noisy[noisy["verdict"] == "within noise"]["variant"])) == [(STRONG, "incorrect")]
-    extra = grid.extra_seed_cells(plan_, log=lambda _: None)
+    extra = runner.extra_seed_cells(plan_, log=lambda _: None)
     wider = copy.deepcopy(GRID)
-    wider["notebooks"]["02_reward_signal"]["grid"]["seed"] = [0, 1, 2, *grid.EXTRA_SEEDS]
+    wider["notebooks"]["02_reward_signal"]["grid"]["seed"] = [0, 1, 2, *runner.EXTRA_SEEDS]
     expected = {c.name: c for c in grid.plan(grid.parse_grid(wider, "test grid"), study_dir).cells
-                if c.overrides.get("model") == STRONG and c.overrides.get("seed") in grid.EXTRA_SEEDS}
+                if c.overrides.get("model") == STRONG and c.overrides.get("seed") in runner.EXTRA_SEEDS}
     assert sorted(c.name for c in extra) == sorted(expected)
     for cell in extra:
         want = expected[cell.name]
@@ -483,7 +483,7 @@ def test_mtalign_report_runs_the_notebook(study_dir, capsys):
         "RQ1 reward signal": True, "RQ2 one-shot": None, "RQ3 sample polarity": True}
     assert metrics["findings"] == report.build(report.load_study(study_dir)).findings
     assert (study_dir / "99_report" / "99_report.ipynb").exists()
-    manifest = grid.load_manifest(study_dir)
+    manifest = manifests.load_manifest(study_dir)
     assert manifest["report"]["status"] == "finished"
     assert manifest["counts"]["failed"] == len(FAILED)  # rebuilding the report reran no cell
 
