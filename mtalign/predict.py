@@ -2,7 +2,7 @@
 
     mtalign predict --model M [--task T] [--n 64 --problems 100 --ladder DIR]
 
-measures the model's alignment (pass@k and maj@k from n samples per problem: sampling only, `ladder.measure`) and
+measures the model's alignment (pass@k and maj@k from n samples per problem: sampling only, `rungs.measure`) and
 reads off the ladder's fitted curves, per claim variant: the predicted gain and margin (gain - half of ground truth's
 gain), with intervals, the predicted verdict, the chance of "holds", and the evidence (the rungs it lies between,
 its distance to the variant's transition). The prediction is transferred from the toy ladder, and says so.
@@ -30,8 +30,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mtalign import alignment, ladder, paths, runinfo, verdicts
-from mtalign.ladder import BOOTSTRAP, SUMMARIES, Ladder, Point
+from mtalign import alignment, ladder, paths, rungs, runinfo, verdicts
+from mtalign.ladder import Ladder, Point
+from mtalign.rungs import BOOTSTRAP, SUMMARIES
 from mtalign.verdicts import BASELINE, FRACTION, HOLDS, Effect
 
 VALIDATION_BOOT = 400  # refits per held-out cell in the validation tables (thousands of cells: kept small)
@@ -243,16 +244,16 @@ def predict(model: str, task: str | None = None, ladder_dir: Path | str | None =
         raise ValueError(f"--family {family!r} is not on the ladder in {ladder_dir}; its families: "
                          f"{', '.join(families)}")
     log(f"sampling {model} on {task}: {n} samples x {problems} problems")
-    measured = ladder.measure(model, task, n=n, problems=problems, seed=seed, backend=backend, log=log)
+    measured = rungs.measure(model, task, n=n, problems=problems, seed=seed, backend=backend, log=log)
     return place(measured, lad, summary, family, k_max, n_boot, seed, ladder_dir)
 
 
 def place(measured: dict[str, Any], lad: Ladder, summary: str = "auto", family: str | None = None,
           k_max: int | None = None, n_boot: int = BOOTSTRAP, seed: int = 0,
           ladder_dir: Path | str = "") -> dict[str, Any]:
-    """Predictions for a measured model (`ladder.measure`'s record) on a ladder, with what to trust them for."""
+    """Predictions for a measured model (`rungs.measure`'s record) on a ladder, with what to trust them for."""
     k_max = k_max or int(lad.rungs["k_max"].max())
-    values = ladder.summarize(measured, k_max, seed=seed)
+    values = rungs.summarize(measured, k_max, seed=seed)
     summary, why = choose_summary(lad, summary)
     families = sorted(set(lad.cells["family"]))
     used = [family] if family else [measured["task"]] if measured["task"] in families else families
@@ -270,12 +271,12 @@ def place(measured: dict[str, Any], lad: Ladder, summary: str = "auto", family: 
 def trust(measured: dict[str, Any], lad: Ladder, summary: str, x0: float, used: list[str], rows: pd.DataFrame,
           loro: pd.DataFrame) -> list[str]:
     """Plain sentences on where the prediction comes from and how far it goes."""
-    rungs = lad.rungs[lad.rungs["family"].isin(used)]
+    rung_rows = lad.rungs[lad.rungs["family"].isin(used)]
     seeds = lad.cells[lad.cells["family"].isin(used)]["seeds"]
-    low, high = float(rungs[summary].min()), float(rungs[summary].max())
+    low, high = float(rung_rows[summary].min()), float(rung_rows[summary].max())
     model, task = measured["model"], measured["task"]
     out = [f"Transferred from the toy ladder: each prediction is what the toy world's {' and '.join(used)} ladder "
-           f"({len(rungs)} rungs, up to {int(seeds.max()) if len(seeds) else 0} seeds each) showed at {summary} = "
+           f"({len(rung_rows)} rungs, up to {int(seeds.max()) if len(seeds) else 0} seeds each) showed at {summary} = "
            f"{x0:.3f}. It is a hypothesis about {model} on {task}, not a verdict: run the claim notebooks on it "
            "(mtalign study) to know."]
     if x0 < low or x0 > high:

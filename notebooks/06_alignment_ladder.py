@@ -58,13 +58,13 @@ run_dir: str = ""  # this notebook's own files (default: outputs/notebooks/06_al
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mtalign import claims, ladder, notebook, parameters, predict, verdicts
+from mtalign import claims, ladder, notebook, parameters, predict, rungs, verdicts
 
 parameters.parse(globals())  # list/dict parameters given as text (papermill -p) become lists/dicts
 cell = notebook.setup("06_alignment_ladder", globals())  # run_dir made, start time noted, training arguments
 run_dir = cell.run_dir
-rungs = ladder.rungs(world, tasks, dials, per_dial=rungs_per_dial)
-print(f"{len(rungs)} rungs: {', '.join(r.model for r in rungs)}; files in {run_dir}")
+ladder_rungs = rungs.rungs(world, tasks, dials, per_dial=rungs_per_dial)
+print(f"{len(ladder_rungs)} rungs: {', '.join(r.model for r in ladder_rungs)}; files in {run_dir}")
 
 
 def say(lines):  # numbers turned into sentences by mtalign, shown as a list
@@ -73,14 +73,14 @@ def say(lines):  # numbers turned into sentences by mtalign, shown as a list
 
 # %% [markdown]
 # ## Alignment of every rung
-# Each rung's base model is sampled `n` times on each held-out problem (`ladder.measure`: the same samples as
+# Each rung's base model is sampled `n` times on each held-out problem (`rungs.measure`: the same samples as
 # 01_alignment draws, whose pass@k it reproduces, with each sample's answer kept for maj@k). A study's existing
 # records are reused; with `study_dir` only rungs without one are sampled.
 
 # %%
-have = {r["model"] for r in ladder.load_records(study_dir)} if study_dir else set()
-todo = [r for r in rungs if r.model not in have] if measure else []
-records = ladder.measure_rungs(todo, run_dir / "alignment", n=n, problems=problems, workers=workers)
+have = {r["model"] for r in rungs.load_records(study_dir)} if study_dir else set()
+todo = [r for r in ladder_rungs if r.model not in have] if measure else []
+records = rungs.measure_rungs(todo, run_dir / "alignment", n=n, problems=problems, workers=workers)
 
 # %% [markdown]
 # ## RL on every rung
@@ -91,7 +91,7 @@ records = ladder.measure_rungs(todo, run_dir / "alignment", n=n, problems=proble
 if study_dir:
     lad = ladder.load(study_dir, k_max or None, bootstrap, records=records)
 else:
-    summaries = [s for r in rungs for seed in seeds
+    summaries = [s for r in ladder_rungs for seed in seeds
                  for s in claims.run_claim(r.model, seed, variants, runs_dir or None, log=lambda message: None,
                                            **cell.train_kwargs)]
     lad = ladder.build(summaries, records, k_max or None, bootstrap)
@@ -108,8 +108,8 @@ lad.rungs[["family", "dial", "recipe", "model", "pass@1", "pass@k_max", "auc_log
 # rungs sit at pass@1 values the fidelity dial also has, with a higher maj@k: their wrong answers do not agree.
 
 # %%
-steps_table = pd.concat([ladder.monotone_steps(lad.rungs, s) for s in ladder.SUMMARIES], ignore_index=True)
-falls = [f for s in ladder.SUMMARIES for f in ladder.not_monotone(lad.rungs, s)]
+steps_table = pd.concat([ladder.monotone_steps(lad.rungs, s) for s in rungs.SUMMARIES], ignore_index=True)
+falls = [f for s in rungs.SUMMARIES for f in ladder.not_monotone(lad.rungs, s)]
 say(falls or [f"every summary rises (or stays flat within its 95% interval) along every dial: "
               f"{len(steps_table)} steps checked"])
 ladder.alignment_figure(lad.rungs).show()

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mtalign import alignment, ladder, paths, runinfo, toyworld, verdicts
+from mtalign import alignment, ladder, paths, rungs, runinfo, toyworld, verdicts
 from mtalign.ladder import FROM_LOWEST, IN_LADDER, NO_TRANSITION, Point
 
 JITTER = (0.0, 0.02, -0.02)  # per seed: every interval has width and the mean is unchanged
@@ -27,7 +27,7 @@ def pass1_of(dial: str, position: int) -> float:
 
 
 def synthetic_record(model: str, task: str, pass1: float, diffuse: bool) -> dict:
-    """A rung record as ladder.measure writes it: correct counts giving `pass1` exactly, and votes whose wrong answers
+    """A rung record as rungs.measure writes it: correct counts giving `pass1` exactly, and votes whose wrong answers
     are one preferred value (the fidelity dial) or all different (the diffuse dial)."""
     total = round(pass1 * N * PROBLEMS)
     correct = [total // PROBLEMS + (i < total % PROBLEMS) for i in range(PROBLEMS)]
@@ -61,9 +61,9 @@ def run_summary(model: str, task: str, variant: str, seed: int, gain: float) -> 
 def synthetic_ladder(out: Path, families=("chain_sum", "mini_sudoku"), gains=None, seeds=(0, 1, 2)) -> Path:
     """A ladder study folder: rung records under 06_alignment_ladder/ and run summaries under runs/, for the toy
     world's ladders on `families`. `gains` overrides GAINS per family: {family: {variant: f(x, diffuse)}}."""
-    for rung in ladder.rungs("toy", families):
+    for rung in rungs.rungs("toy", families):
         x, diffuse = pass1_of(rung.dial, rung.position), rung.dial == "diffuse"
-        ladder.write_record(synthetic_record(rung.model, rung.task, x, diffuse), out / "06_alignment_ladder")
+        rungs.write_record(synthetic_record(rung.model, rung.task, x, diffuse), out / "06_alignment_ladder")
         for variant, f in {**GAINS, **((gains or {}).get(rung.task) or {})}.items():
             for seed in seeds:
                 summary = run_summary(rung.model, rung.task, variant, seed, f(x, diffuse) + JITTER[seed % 3])
@@ -84,25 +84,25 @@ def lad(store) -> ladder.Ladder:
 # -- the rungs come from params/toyworld.yaml only ---------------------------------------------------------------
 def test_ladders_are_read_from_toyworld_yaml():
     config = toyworld.load_config()
-    assert ladder.ladders() == config["ladders"]
+    assert rungs.ladders() == config["ladders"]
     assert all(recipe in config["recipes"] for recipes in config["ladders"].values() for recipe in recipes)
-    rungs = ladder.rungs("micro", ["chain_sum"])
-    assert [r.model for r in rungs] == [f"micro-chain_sum-{r}" for rs in config["ladders"].values() for r in rs]
-    assert all(r.model in toyworld.list_models() for r in ladder.rungs("toy"))
+    micro = rungs.rungs("micro", ["chain_sum"])
+    assert [r.model for r in micro] == [f"micro-chain_sum-{r}" for rs in config["ladders"].values() for r in rs]
+    assert all(r.model in toyworld.list_models() for r in rungs.rungs("toy"))
 
 
 def test_a_smoke_ladder_keeps_each_dials_ends():
-    assert ladder.spread(7, 3) == [0, 3, 6] and ladder.spread(4, 2) == [0, 3] and ladder.spread(4, 0) == [0, 1, 2, 3]
-    per_dial = ladder.rungs("micro", ["chain_sum"], per_dial=2)
+    assert rungs.spread(7, 3) == [0, 3, 6] and rungs.spread(4, 2) == [0, 3] and rungs.spread(4, 0) == [0, 1, 2, 3]
+    per_dial = rungs.rungs("micro", ["chain_sum"], per_dial=2)
     assert [(r.dial, r.position) for r in per_dial] == [("fidelity", 0), ("fidelity", 6), ("diffuse", 0),
                                                         ("diffuse", 3)]
 
 
 def test_unknown_names_are_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match="unknown dial.*valid: fidelity, diffuse"):
-        ladder.rungs("toy", dials=["fidelty"])
+        rungs.rungs("toy", dials=["fidelty"])
     with pytest.raises(ValueError, match="unknown world"):
-        ladder.rungs("huge")
+        rungs.rungs("huge")
 
 
 def test_ladder_grid_runs_every_rung_variant_and_seed():
@@ -110,13 +110,13 @@ def test_ladder_grid_runs_every_rung_variant_and_seed():
     keeps those lists equal to the ladders, so the two cannot drift apart."""
     grid = yaml.safe_load((paths.PARAMS / "grids" / "ladder.yaml").read_text())
     config = toyworld.load_config()
-    rungs = ladder.rungs("toy")
-    assert grid["notebooks"]["01_alignment"]["params"]["recipes"] == list(dict.fromkeys(r.recipe for r in rungs))
+    toy = rungs.rungs("toy")
+    assert grid["notebooks"]["01_alignment"]["params"]["recipes"] == list(dict.fromkeys(r.recipe for r in toy))
     assert grid["notebooks"]["01_alignment"]["grid"]["tasks"] == [[t] for t in config["tasks"]]
     for notebook, claim in (("02_reward_signal", "RQ1 reward signal"), ("03_one_shot", "RQ2 one-shot"),
                             ("04_sample_polarity", "RQ3 sample polarity")):
         entry = grid["notebooks"][notebook]
-        assert sorted(entry["grid"]["model"]) == sorted(r.model for r in rungs), notebook
+        assert sorted(entry["grid"]["model"]) == sorted(r.model for r in toy), notebook
         assert entry["grid"]["seed"] == [0, 1, 2]
         assert entry.get("params", {}).get("variants", verdicts.CLAIMS[claim]) == verdicts.CLAIMS[claim]
     report = grid["report"]
@@ -134,7 +134,7 @@ def test_ladder_grid_runs_every_rung_variant_and_seed():
 ])
 def test_maj_at_k_by_hand(votes, unvoted, k, expected):
     n = sum(v[1] for v in votes) + unvoted
-    value = ladder.majority_table([votes], [unvoted], n, [k], draws=4000)[0, 0]
+    value = rungs.majority_table([votes], [unvoted], n, [k], draws=4000)[0, 0]
     assert value == pytest.approx(expected, abs=0.03)
 
 
@@ -142,7 +142,7 @@ def test_maj_at_k_separates_a_preferred_wrong_answer_from_diffuse_ones():
     """40% right: with the other 60% on one wrong answer the majority is wrong; spread over many, it is right."""
     preferred = [["right", 26, True], ["lagging", 38, False]]
     diffuse = [["right", 26, True]] + [[f"w{i}", 1, False] for i in range(38)]
-    table = ladder.majority_table([preferred, diffuse], [0, 0], 64, [1, 64])
+    table = rungs.majority_table([preferred, diffuse], [0, 0], 64, [1, 64])
     assert table[:, 0] == pytest.approx([26 / 64, 26 / 64], abs=0.06)  # maj@1: both 0.41
     assert table[:, 1].tolist() == [0.0, 1.0]
 
@@ -154,7 +154,7 @@ def test_a_record_votes_in_canonical_form_without_the_format_gate():
     problem = Problem("p", "^7+5=", "12")
     texts = ["<think>7+5=12</think><answer>12</answer>", "<answer>012</answer>",  # unformatted: votes, not pass@k
              "<think>x</think><answer>13</answer>", "no answer at all"]
-    result = ladder.record("m", task, [problem], [texts])
+    result = rungs.record("m", task, [problem], [texts])
     assert result["correct"] == [1]  # only the formatted right one counts for pass@k, as in 01_alignment
     assert result["votes"] == [[["12", 2, True], ["13", 1, False]]] and result["unvoted"] == [1]
     assert result["summary"]["maj@4"] == pytest.approx(1.0)
@@ -162,29 +162,29 @@ def test_a_record_votes_in_canonical_form_without_the_format_gate():
 
 def test_summaries_with_intervals():
     result = synthetic_record("toy-chain_sum-fid10", "chain_sum", 0.3, diffuse=False)
-    values = ladder.summarize(result, n_boot=300)
+    values = rungs.summarize(result, n_boot=300)
     assert values["pass@1"] == pytest.approx(0.3) and values["k_max"] == N
     assert values["pass@1_low"] <= 0.3 <= values["pass@1_high"]
     mean_curve = alignment.passk.per_problem(N, result["correct"], alignment.passk.default_ks(N)).mean(axis=0)
     by_curve = alignment.passk.summaries({"k": alignment.passk.default_ks(N), "pass_at_k": mean_curve})
     assert values["auc_log_k"] == pytest.approx(by_curve["auc_log_k"])  # the mean of per-problem areas
     assert values["maj@k_max"] == 0.0  # the preferred wrong answer always outvotes 6 right ones of 20
-    assert ladder.summarize(result, k_max=4)["pass@k_max"] > values["pass@1"]
+    assert rungs.summarize(result, k_max=4)["pass@k_max"] > values["pass@1"]
     with pytest.raises(ValueError, match="k_max 40 needs"):
-        ladder.summarize(result, k_max=40)
+        rungs.summarize(result, k_max=40)
     without_votes = {k: v for k, v in result.items() if k not in ("votes", "unvoted")}  # 01_alignment's record
-    assert math.isnan(ladder.summarize(without_votes, n_boot=50)["maj@k_max"])
+    assert math.isnan(rungs.summarize(without_votes, n_boot=50)["maj@k_max"])
 
 
 def test_a_rung_measurement_draws_01_alignments_samples(isolated):
     """Same model, problems, settings and seed: the correct counts equal mtalign.alignment's, votes cover n."""
     model = "micro-chain_sum-fid10"
-    mine = ladder.measure(model, n=4, problems=3, seed=1, out=isolated / "rungs", log=lambda m: None)
+    mine = rungs.measure(model, n=4, problems=3, seed=1, out=isolated / "rungs", log=lambda m: None)
     theirs = alignment.measure(model, n=4, problems=3, seed=1, progress=False, log=lambda m: None)
     assert mine["correct"] == theirs["correct"] and mine["problem_ids"] == theirs["problem_ids"]
     assert all(sum(v[1] for v in votes) + blank == 4 for votes, blank in zip(mine["votes"], mine["unvoted"]))
-    assert ladder.load_records(isolated / "rungs")[0]["model"] == model
-    again = ladder.measure_rungs(ladder.rungs("micro", ["chain_sum"], ["fidelity"], per_dial=1), isolated / "rungs",
+    assert rungs.load_records(isolated / "rungs")[0]["model"] == model
+    again = rungs.measure_rungs(rungs.rungs("micro", ["chain_sum"], ["fidelity"], per_dial=1), isolated / "rungs",
                                  n=4, problems=3, seed=1, log=lambda m: pytest.fail("measured again"))
     assert again[0]["correct"] == mine["correct"]  # reused, not measured again
 
@@ -207,7 +207,7 @@ def test_the_store_gives_one_cell_per_rung_and_variant(lad):
 def test_runs_of_other_settings_are_left_out_and_named(store):
     other = {**run_summary("toy-chain_sum-fid10", "chain_sum", "psr", 0, 0.9), "settings_hash": "other"}
     longer = {**run_summary("toy-chain_sum-fid20", "chain_sum", "psr", 0, 0.8), "steps": 300}
-    lad = ladder.build([other, longer] + _summaries(store), ladder.load_records(store), n_boot=50)
+    lad = ladder.build([other, longer] + _summaries(store), rungs.load_records(store), n_boot=50)
     assert lad.warnings == [
         "the ladder: runs of 2 presets and step counts; only the most common (('toy', 30), 331 runs) is analysed, the "
         "other 1 runs are left out",
@@ -247,13 +247,13 @@ def test_the_measured_ladder_is_monotone_along_the_fidelity_dial():
     """The real check, on the ladder study when it has been measured (`mtalign study --params
     params/grids/ladder.yaml --out outputs/ladder`); skipped until then."""
     study = paths.outputs() / "ladder"
-    if not ladder.load_records(study) and not (study / "01_alignment").is_dir():
+    if not rungs.load_records(study) and not (study / "01_alignment").is_dir():
         pytest.skip(f"the ladder is not measured yet ({study})")
-    rungs = ladder.load(study, n_boot=300).rungs
-    if rungs.empty:
+    rung_rows = ladder.load(study, n_boot=300).rungs
+    if rung_rows.empty:
         pytest.skip(f"no rung records in {study}")
     for summary in ("pass@1", "pass@k_max", "auc_log_k"):
-        assert ladder.not_monotone(rungs, summary, dials=["fidelity"]) == []
+        assert ladder.not_monotone(rung_rows, summary, dials=["fidelity"]) == []
 
 
 # -- transitions ------------------------------------------------------------------------------------------------------
