@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mtalign.tasks as tasks
-from mtalign.tasks import INSTRUCTION, Problem, get_task, hub, synlogic
+from mtalign.tasks import INSTRUCTION, Problem, get_task, hub, korbench, synlogic
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hub"
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def completion(answer: str) -> str:
 # -- registry and laziness -------------------------------------------------------------------------------------
 
 def test_registry_lists_every_hub_task():
-    assert set(hub.HUB_TASKS) == set(TASK_FIXTURES)
+    assert set(tasks._hub_tasks()) == set(TASK_FIXTURES)
     assert set(TASK_FIXTURES) <= set(tasks.list_tasks())
 
 
@@ -70,7 +70,7 @@ def test_building_and_listing_tasks_reads_no_data(monkeypatch):
         raise AssertionError("data was read while building a task")
 
     monkeypatch.setattr(hub, "load_split", forbidden)
-    monkeypatch.setattr(hub.KorBench, "_load_rows", forbidden)
+    monkeypatch.setattr(korbench.KorBench, "_load_rows", forbidden)
     tasks.list_tasks()
     for name in TASK_FIXTURES:
         get_task(name)  # no data_path, no cache: still fine until problems() is called

@@ -17,9 +17,10 @@ OFFLINE_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (ChainSum, Mini
 def _hub_tasks() -> dict[str, Any]:
     try:
         from mtalign.tasks.hub import HUB_TASKS
+        from mtalign.tasks.korbench import KORBENCH_TASKS
     except ImportError:  # hub loaders not present in this checkout
         return {}
-    return HUB_TASKS
+    return {**HUB_TASKS, **{cls.name: cls for cls in KORBENCH_TASKS}}
 
 
 def list_tasks() -> list[str]:
