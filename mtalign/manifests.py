@@ -16,6 +16,7 @@ from mtalign import paths, runinfo
 from mtalign.grid import Cell, Plan, load_grid, plan
 
 STATUSES = ("finished", "failed", "skipped", "pending")
+PRESENT = ("finished", "skipped")  # statuses whose files are complete
 # Parameters that hold a path are left out when deciding whether a finished cell is stale, so a moved output folder
 # does not rerun the whole grid.
 PATH_PARAMETERS = ("run_dir", "runs_dir", "study_dir")

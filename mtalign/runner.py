@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from mtalign import cost, paths, runinfo, signals
+from mtalign import cost, pages, paths, runinfo, signals, verdicts
 from mtalign.executors import (EXECUTORS, Progress, cell_job, default_workers, execute, execute_cell, prepare,
                                visible_gpus)
 from mtalign.grid import DEFAULT_GRID, Cell, Grid, Plan, cell_name, load_grid, parse_grid, plan, select
@@ -107,11 +107,9 @@ def run_report_cell(plan_: Plan, entries: dict[str, dict[str, Any]], started: st
     if record["status"] == "interrupted":
         raise KeyboardInterrupt(record["error"])
     if record["status"] == "finished":  # the report page is the executed notebook, exported without its code
-        from mtalign import report
-
         try:
-            report.export_html(cell.dir / record["executed_notebook"], plan_.out / report.REPORT_FILE)
-            report.export_notebooks(plan_.out)  # the cells' executed notebooks, as pages next to the report
+            pages.export_html(cell.dir / record["executed_notebook"], plan_.out / pages.REPORT_FILE)
+            pages.export_notebooks(plan_.out)  # the cells' executed notebooks, as pages next to the report
         except Exception as err:  # a notebook that ran but cannot be exported is a failed report, not a crash
             record.update(status="failed", error=f"exporting the report page failed: {type(err).__name__}: {err}")
     entry = manifest_entry(cell, plan_.out, record["status"], record)
@@ -198,15 +196,17 @@ def extra_seed_cells(plan_: Plan, log=print) -> list[Cell]:
     any verdict of that claim on that model's primary evaluation task is *within noise*, or ground truth's is (its
     gain is every margin's bar). Verdicts are then recomputed over all seeds. Cells that already sweep those seeds
     are left as they are. Read from the study's own run store (the grid's runs, as the report reads them)."""
-    from mtalign import report, verdicts
+    # here, not at the top: reading the run store pulls in pandas and the engine (torch), seconds to minutes on a
+    # loaded machine before the first cell could start, and only --extra-seeds needs it
+    from mtalign import study_files
 
-    study = report.load_study(plan_.out)
+    study = study_files.load_study(plan_.out)
     rows = verdicts.cell_verdicts(study.summaries, bootstrap=False)
     noisy = {(r["model"], r["claim"]) for r in rows if r["primary"] and r["verdict"] == verdicts.NOISE}
     have = {c.name for c in plan_.cells}
     out = []
     for cell in plan_.cells:
-        claim = report.CLAIM_NOTEBOOKS.get(cell.notebook)
+        claim = study_files.CLAIM_NOTEBOOKS.get(cell.notebook)
         model = cell.overrides.get("model")
         if claim is None or "seed" not in cell.point or not ((model, claim) in noisy or (model, "baseline") in noisy):
             continue
