@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from accelerate import Accelerator
         from transformers import TrainerCallback
 
-        from mtalign import models, sampling, train
+        from mtalign import evaluate, models, sampling, train
         from mtalign import trainer as engine
     imports_s = clock.seconds["set-up"]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     patch(engine.StudyGRPOTrainer, "_generate_single_turn", timed_rollouts)
     patch(sampling.TransformersSampler, "_sample", timed_eval_sampling)
     patch(engine, "score_rows", lambda original: timed("reward scoring", original))
-    patch(train, "heldout", lambda original: timed("held-out evaluation", original))
+    patch(evaluate, "heldout", lambda original: timed("held-out evaluation", original))
     patch(engine.StudyGRPOTrainer, "compute_loss", timed_loss)
     patch(engine.StudyGRPOTrainer, "_get_per_token_logps_and_entropies", timed_logps)
     patch(Accelerator, "backward", lambda original: timed("policy forward/backward", original))
