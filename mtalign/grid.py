@@ -219,6 +219,24 @@ class Notebook:
     parameters: dict[str, Parameter]
 
 
+CLAIM_TITLE = re.compile(r"^# # \d\d · (RQ\d+):", re.M)  # a claim notebook's title: "# 04 · RQ3: ..."
+
+
+def claim_notebooks(notebooks_dir: Path | str = paths.NOTEBOOKS) -> dict[str, str]:
+    """Claim notebook -> the claim it tests. Its title names the claim ("# 04 · RQ3: ..."), matched to the labels of
+    params/variants.yaml (config.claims), so a new claim notebook is found without a table to extend."""
+    from mtalign import config  # variants and their registries: only when claims are asked for
+
+    labels = list(config.claims())
+    found = {}
+    for name, source in find_notebooks(notebooks_dir).items():
+        title = CLAIM_TITLE.search(source.read_text())
+        label = [c for c in labels if title and c.split(" ")[0] == title.group(1)]
+        if label:
+            found[name] = label[0]
+    return found
+
+
 def find_notebooks(notebooks_dir: Path | str = paths.NOTEBOOKS) -> dict[str, Path]:
     """Every `NN_name.py` (py:percent) notebook source in a folder, by name."""
     notebooks_dir = Path(notebooks_dir)

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtalign import runinfo, runs, verdicts
+from mtalign import grid, runinfo, runs, verdicts
 from mtalign.manifests import PRESENT, load_manifest
 from mtalign.verdicts import BASELINE, CLAIMS
 
-# Which claim each claim notebook tests; its variants are verdicts.CLAIMS[claim] unless the cell set `variants`.
-CLAIM_NOTEBOOKS = {"02_reward_signal": "RQ1 reward signal", "03_one_shot": "RQ2 one-shot",
-                   "04_sample_polarity": "RQ3 sample polarity"}
+# Which claim each claim notebook tests (named in its title; grid.claim_notebooks); its variants are
+# verdicts.CLAIMS[claim] unless the cell set `variants`.
+CLAIM_NOTEBOOKS = grid.claim_notebooks()
 ALIGNMENT_NOTEBOOK, CONTAMINATION_NOTEBOOK = "01_alignment", "05_contamination"
 SUMMARY_KEYS = ("model", "task", "variant", "seed", "gain", "before", "after")
 # Per-step values drawn from each run's files: metrics.jsonl (rollouts, every step) and eval.jsonl (held out).
