@@ -97,7 +97,7 @@ def heldout_by(runs_dir: str | Path | None, summary: dict[str, Any], key: str, t
 
 
 def recorded(study_dir: str | Path, model: str, seed: int, variants: list[str], task: str | None = None,
-             preset: str | None = None) -> list[dict[str, Any]]:
+             preset: str | None = None, log=print) -> list[dict[str, Any]]:
     """Summaries of the baseline and each variant for (model, seed) as a finished study recorded them, never training.
 
     Reads `<study_dir>/runs/**/summary.json` (the committed records of the toy study are in outputs/, README
@@ -116,10 +116,25 @@ def recorded(study_dir: str | Path, model: str, seed: int, variants: list[str], 
              and (preset is None or s.get("preset") == preset)]
     by_variant = {s["variant"]: s for s in found}
     wanted = [BASELINE] + [v for v in variants if v != BASELINE]
-    missing = [v for v in wanted if v not in by_variant]
+    skipped = [v for v in wanted if v not in by_variant and _gave_no_data(study, model, task, v, seed)]
+    for variant in skipped:  # recorded as the study's claim notebook said it: not run on this model
+        log(f"{variant}: not run on {model}, seed {seed}: the model gave it no data to train on (its run.json)")
+    missing = [v for v in wanted if v not in by_variant and v not in skipped]
     if missing:
         have = sorted({(s["model"], s["seed"], s.get("preset")) for s in runs.load_summaries(study / "runs")})
         shown = ", ".join(f"{m} seed {sd} ({p})" for m, sd, p in have[:8]) + (", ..." if len(have) > 8 else "")
         raise ValueError(f"{study / 'runs'} holds no finished run of {', '.join(missing)} for {model} on {task}, "
                          f"seed {seed}" + (f", preset {preset}" if preset else "") + f"; it has: {shown or 'none'}")
-    return [by_variant[v] for v in wanted]
+    return [by_variant[v] for v in wanted if v in by_variant]
+
+
+def _gave_no_data(study: Path, model: str, task: str, variant: str, seed: int) -> bool:
+    """Did the study try this run and find no data for it (data.NothingToTrain in its run.json)?"""
+    name = config.run_name(model, task, variant, seed)
+    for info in (study / "runs").glob(f"*/{name}/run.json"):
+        try:
+            if str(runinfo.read_json(info).get("error", "")).startswith(NothingToTrain.__name__):
+                return True
+        except ValueError:
+            continue
+    return False

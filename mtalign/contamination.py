@@ -25,6 +25,7 @@ from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from mtalign.tasks import Problem, Task, get_task
 
@@ -362,8 +363,6 @@ RULE = {"alpha": ALPHA, "min_effect": MIN_EFFECT, "probes": list(PROBES)}  # as 
 
 def cell_table(rows: Sequence[dict]) -> "pd.DataFrame":
     """`check_model`'s rows as a table, one row per model, without the example continuations and evidence text."""
-    import pandas as pd
-
     return pd.DataFrame(rows).drop(columns=["examples", "evidence"])
 
 
@@ -382,8 +381,6 @@ def continuations(rows: Sequence[dict]) -> str:
 def validation_table(rows: Sequence[dict]) -> "pd.DataFrame":
     """Each probe and the combined verdict against the recipes' truth: positives flagged, clean models flagged,
     and cells where it could not tell."""
-    import pandas as pd
-
     out = []
     for name in (*PROBES, "verdict"):
         positives = [_call(r, name) for r in rows if r["truly_contaminated"]]

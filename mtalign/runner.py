@@ -20,7 +20,7 @@ from typing import Any, Iterator
 from mtalign import cost, pages, paths, runinfo, signals, verdicts
 from mtalign.executors import (EXECUTORS, Progress, cell_job, default_workers, execute, execute_cell, prepare,
                                visible_gpus)
-from mtalign.grid import DEFAULT_GRID, Cell, Grid, Plan, cell_name, load_grid, parse_grid, plan, select
+from mtalign.grid import DEFAULT_GRID, Cell, Grid, Plan, cell_name, claim_notebooks, load_grid, parse_grid, plan, select
 from mtalign.manifests import STATUSES, cell_state, disk_entry, load_manifest, manifest_entry, write_manifest
 
 
@@ -204,9 +204,9 @@ def extra_seed_cells(plan_: Plan, log=print) -> list[Cell]:
     rows = verdicts.cell_verdicts(study.summaries, bootstrap=False)
     noisy = {(r["model"], r["claim"]) for r in rows if r["primary"] and r["verdict"] == verdicts.NOISE}
     have = {c.name for c in plan_.cells}
-    out = []
+    out, claim_of = [], claim_notebooks(plan_.notebooks_dir)
     for cell in plan_.cells:
-        claim = study_files.CLAIM_NOTEBOOKS.get(cell.notebook)
+        claim = claim_of.get(cell.notebook)
         model = cell.overrides.get("model")
         if claim is None or "seed" not in cell.point or not ((model, claim) in noisy or (model, "baseline") in noisy):
             continue

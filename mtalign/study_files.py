@@ -20,9 +20,6 @@ from mtalign import grid, runinfo, runs, verdicts
 from mtalign.manifests import PRESENT, load_manifest
 from mtalign.verdicts import BASELINE, CLAIMS
 
-# Which claim each claim notebook tests (named in its title; grid.claim_notebooks); its variants are
-# verdicts.CLAIMS[claim] unless the cell set `variants`.
-CLAIM_NOTEBOOKS = grid.claim_notebooks()
 ALIGNMENT_NOTEBOOK, CONTAMINATION_NOTEBOOK = "01_alignment", "05_contamination"
 SUMMARY_KEYS = ("model", "task", "variant", "seed", "gain", "before", "after")
 # Per-step values drawn from each run's files: metrics.jsonl (rollouts, every step) and eval.jsonl (held out).
@@ -127,7 +124,9 @@ def expected_runs(study: Path, manifest: dict[str, Any]) -> list[Expected]:
     overridden by the manifest's (the current grid); a cell that never ran falls back to verdicts.CLAIMS.
     """
     out = []
-    for notebook, claim in CLAIM_NOTEBOOKS.items():
+    # which claim each claim notebook tests is named in its title; its variants are verdicts.CLAIMS[claim] unless
+    # the cell set `variants`
+    for notebook, claim in grid.claim_notebooks().items():
         for cell in _cells(manifest, notebook):
             record_file = study / cell["dir"] / "params.json" if cell.get("dir") else None
             resolved = {}

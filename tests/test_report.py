@@ -631,7 +631,9 @@ def test_make_lab_shows_each_notebook_once_and_opens_it_with_its_figures(study_d
     as a notebook by default, its figures (from a study's records) drawn; photographed at 1024 px."""
     png = tmp_path / "lab.png"
     done = subprocess.run([sys.executable, str(paths.ROOT / "scripts" / "screenshot_lab.py"), "--records",
-                           str(study_dir), "--model", STRONG, "--seed", "1", "--set", "probes=[]", "--min-figures", "2",
+                           str(study_dir), "--model", STRONG, "--seed", "1", "--set", "probes=[]",
+                           "--set", "variants=[format_only, random, incorrect, majority_vote, entropy_min]",
+                           "--min-figures", "2",
                            "--png", str(png)],
                           capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]

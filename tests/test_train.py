@@ -848,10 +848,14 @@ def test_a_variant_the_model_gives_no_data_is_skipped_by_its_claim_and_says_why(
     from mtalign import claims, data, train
 
     messages = []
-    summaries = claims.run_claim(MICRO, 0, ["incorrect_source"], tmp_path, None, log=messages.append, preset="smoke")
+    summaries = claims.run_claim(MICRO, 0, ["incorrect_source"], tmp_path / "runs", None, log=messages.append,
+                                 preset="smoke")
     assert [s["variant"] for s in summaries] == ["ground_truth"]
     assert any(m.startswith("incorrect_source: not run on micro-chain_sum-strong, seed 0: incorrect/source has no "
                             "problem to train on") for m in messages), messages
+    # read back from the study's records, the skip is said again, not mistaken for a missing run
+    read = claims.recorded(tmp_path, MICRO, 0, ["incorrect_source"], preset="smoke", log=messages.append)
+    assert [s["variant"] for s in read] == ["ground_truth"] and "gave it no data" in messages[-1]
     with pytest.raises(data.NothingToTrain):
         train.train(model=MICRO, variant="incorrect_source", preset="smoke", out=tmp_path / "direct",
                     log=lambda _: None)
