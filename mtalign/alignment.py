@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from mtalign import config, models, passk, paths, runinfo, toyworld
+from mtalign import models, passk, paths, runinfo, toyworld
+from mtalign.config import check_model, default_task
 from mtalign.tasks import get_task, list_tasks
 
 CONFIG_FILE = paths.PARAMS / "alignment.yaml"
@@ -27,26 +28,14 @@ def cell_name(model: str, task: str) -> str:
     return f"{model.replace('/', '_')}__{task}"
 
 
-def default_task(model: str) -> str:
-    """A toy model's own task (`config.default_task`, after the model's name is checked); other models need --task."""
-    _validate_model(model)
-    return config.default_task(model)
-
-
 def validate(model: str, task: str, n: int, ks: list[int] | None) -> list[int]:
     """Check names and k before anything expensive; returns the k values to report."""
-    _validate_model(model)
+    check_model(model)
     if task not in list_tasks():
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(list_tasks())}")
     if n < 1:
         raise ValueError(f"--n (samples per problem) must be at least 1, got {n}")
     return passk.validate_ks(ks, n) if ks else passk.default_ks(n)
-
-
-def _validate_model(model: str) -> None:
-    if not (models.is_toy(model) or model == models.SMOLLM or Path(model).exists() or "/" in model):
-        raise ValueError(f"unknown model {model!r}; valid short names: {', '.join(models.list_models())} "
-                         "(or a local path / Hugging Face name such as Qwen/Qwen2.5-7B)")
 
 
 def measure(model: str, task: str | None = None, n: int = 64, ks: list[int] | None = None, problems: int = 100,

@@ -30,9 +30,7 @@ def run_claim(model: str, seed: int, variants: list[str], runs_dir: str | Path |
     short ground-truth run on the ranking subset otherwise). `train_kwargs` (preset, steps, eval_tasks, task_kwargs,
     ...) are the same for every variant.
     """
-    from mtalign import alignment
-
-    task = task or alignment.default_task(model)
+    task = task or config.default_task(model)
     defined = config.load_variants(train_kwargs.get("variants_file") or config.VARIANTS_FILE)
     unknown = [v for v in variants if v not in defined]
     if unknown:
@@ -104,13 +102,11 @@ def recorded(study_dir: str | Path, model: str, seed: int, variants: list[str], 
     "Results in the repository"), so a claim notebook given `study_dir` draws the study's real figures in seconds.
     Each summary's `dir` is where its files are, so `curves` and `heldout_by` read them from there.
     """
-    from mtalign import alignment
-
     study = Path(study_dir)
     if not (study / "runs").is_dir():
         raise FileNotFoundError(f"study_dir {study} has no runs/ folder: point it at a study's output folder "
                                 "(e.g. outputs/, which holds the committed toy study) or leave it empty to train")
-    task = task or alignment.default_task(model)
+    task = task or config.default_task(model)
     found = [s for s in runs.load_summaries(study / "runs")
              if s["model"] == model and s["seed"] == seed and (s.get("eval_task") or s["task"]) == task
              and (preset is None or s.get("preset") == preset)]

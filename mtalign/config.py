@@ -422,7 +422,7 @@ def resolve(params: dict[str, Any] | str | Path | None = None, **overrides: Any)
         raise ValueError(f"no model given; valid short names: {', '.join(models.list_models())} (or a local path or "
                          "Hugging Face name)")
     model_name = getattr(model, "name", model)
-    _check_model(model_name)
+    check_model(model_name)
     task = merged.get("task") or default_task(model_name)
     # arguments override the YAML's evaluation tasks whichever of the two keys either one uses
     eval_tasks = _eval_task_names(given, "the arguments") or _eval_task_names(base, where) or [task]
@@ -538,7 +538,8 @@ def _variant_spec(variant: Variant) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(variant).items() if k != "name"}
 
 
-def _check_model(name: str) -> None:
+def check_model(name: str) -> None:
+    """A name `models.load` can resolve: a toy or SmolLM2 short name, a local path, or a Hugging Face name."""
     if not (models.is_toy(name) or name == models.SMOLLM or Path(name).exists() or "/" in name):
         raise ValueError(f"unknown model {name!r}; valid short names: {', '.join(models.list_models())} (or a local "
                          "path / Hugging Face name such as Qwen/Qwen2.5-7B)")
@@ -546,7 +547,7 @@ def _check_model(name: str) -> None:
 
 def default_task(model: str) -> str:
     """A toy model's own task; every other model needs one named (--task). An unknown model fails first."""
-    _check_model(model)
+    check_model(model)
     if models.is_toy(model):
         return toyworld.spec(model).task
     raise ValueError(f"no task given for model {model!r} (--task); valid tasks: {', '.join(list_tasks())}")

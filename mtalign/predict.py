@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mtalign import alignment, ladder, paths, rungs, runinfo, verdicts
+from mtalign import alignment, config, ladder, paths, rungs, runinfo, verdicts
 from mtalign.ladder import Ladder, Point
 from mtalign.rungs import BOOTSTRAP, SUMMARIES
 from mtalign.verdicts import BASELINE, FRACTION, HOLDS, Effect
@@ -225,7 +225,7 @@ def predict(model: str, task: str | None = None, ladder_dir: Path | str | None =
             backend: str = "auto", n_boot: int = BOOTSTRAP, log=print) -> dict[str, Any]:
     """Check everything, measure the model (sampling), and place it on the ladder: `place`'s result."""
     ladder_dir = Path(ladder_dir) if ladder_dir else default_ladder_dir()
-    task = task or alignment.default_task(model)
+    task = task or config.default_task(model)
     alignment.validate(model, task, n, None)
     if summary != "auto" and summary not in SUMMARIES:
         raise ValueError(f"unknown alignment summary {summary!r}; valid: auto, {', '.join(SUMMARIES)}")

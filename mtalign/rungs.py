@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mtalign import alignment, models, passk, runinfo, toyworld
+from mtalign.config import default_task
 
 SUMMARIES = ("pass@1", "pass@k_max", "auc_log_k", "maj@k_max")  # a rung's alignment, as the ladder compares them
 RECORD_SUFFIX = ".ladder.json"  # a rung's measurement: `<model>__<task>.ladder.json`
@@ -107,7 +108,7 @@ def measure(model: str, task: str | None = None, n: int = 64, problems: int = 10
     from mtalign.sampling import SamplingParams, make_sampler
     from mtalign.tasks import get_task
 
-    task = task or alignment.default_task(model)
+    task = task or default_task(model)
     alignment.validate(model, task, n, None)
     if problems < 1:
         raise ValueError(f"problems must be at least 1, got {problems}")

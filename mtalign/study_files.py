@@ -110,9 +110,9 @@ def _cells(manifest: dict[str, Any] | None, notebook: str) -> list[dict[str, Any
 def _default_task(model: str) -> str | None:
     """A toy model's own task (from its name); None for other models, whose task a cell must set."""
     try:
-        from mtalign import alignment  # here, not at the top: it pulls in torch, and only unnamed tasks need it
+        from mtalign import config  # here, not at the top: variants and models load the engine's registries
 
-        return alignment.default_task(model)
+        return config.default_task(model)
     except (ValueError, KeyError, ImportError):
         return None
 
