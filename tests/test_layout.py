@@ -79,3 +79,18 @@ def test_every_place_the_table_names_exists(row):
     for place in readme_places(row):
         if "/" in place and not place.startswith("mtalign study"):
             assert list(paths.ROOT.glob(place.replace("NN_<claim>", "*"))), f"{row}: {place} does not exist"
+
+
+def test_a_variants_description_is_not_part_of_its_runs_identity(tmp_path):
+    """Editing what a variant says about itself (claim, about, optional) reuses its runs; editing what it trains
+    does not."""
+    from mtalign import identity
+
+    def planned(text: str) -> str:
+        path = tmp_path / f"v{len(list(tmp_path.iterdir()))}.yaml"
+        path.write_text(text)
+        return identity.planned_identity(model=MICRO, variant="v", preset="smoke", variants_file=path)["identity_hash"]
+
+    base = planned("v: {claim: RQ3 sample polarity, about: one, advantage: psr}\n")
+    assert planned("v: {claim: probe, about: two, optional: true, advantage: psr}\n") == base
+    assert planned("v: {claim: RQ3 sample polarity, about: one, advantage: nsr}\n") != base
