@@ -299,8 +299,10 @@ def default_workers() -> int:
 @dataclass
 class Progress:
     """How far a run of the grid is, for a person watching a long study: cells done of those to run, failures so far,
-    and the time left, estimated from the durations measured so far (per notebook: an RL cell is not an alignment
-    cell) spread over the workers."""
+    and the time left spread over the workers. The time left is the cost model's estimate of each remaining cell
+    (`estimates`, from params/costs.yaml) scaled by how the finished cells' measured durations compared with their
+    estimates on this machine; a cell without an estimate counts its notebook's measured mean (an RL cell is not an
+    alignment cell)."""
 
     total: int
     workers: int
@@ -308,6 +310,8 @@ class Progress:
     failed: int = 0
     durations: dict[str, list[float]] = field(default_factory=dict)  # notebook -> seconds of its finished cells
     started: dict[str, float] = field(default_factory=dict)  # running cell -> time.time() when it started
+    estimates: dict[str, float] = field(default_factory=dict)  # cell -> the cost model's seconds, where it has one
+    paced: list[tuple[float, float]] = field(default_factory=list)  # (estimated, measured) s of finished cells
 
     def start(self, cell: Cell) -> None:
         self.started[cell.name] = time.time()
@@ -318,18 +322,32 @@ class Progress:
         self.failed += status != "finished"
         if duration_s is not None:
             self.durations.setdefault(cell.notebook, []).append(duration_s)
+            if status == "finished" and cell.name in self.estimates:
+                self.paced.append((self.estimates[cell.name], duration_s))
+
+    def pace(self) -> float:
+        """Measured over estimated seconds of the finished cells that had an estimate (1.0 before any): how much
+        slower or faster this machine runs today than the cost model says."""
+        estimated = sum(e for e, _ in self.paced)
+        return sum(m for _, m in self.paced) / estimated if estimated > 0 else 1.0
 
     def eta_s(self, waiting: list[Cell], running: list[Cell]) -> float | None:
-        """Seconds left: each remaining cell's expected duration (its notebook's mean so far, else every finished
-        cell's), less what a running cell has already spent, over the parallel lanes; None before any estimate."""
+        """Seconds left: each remaining cell's expected duration (its estimate times the pace so far; without an
+        estimate its notebook's measured mean, else every finished cell's), less what a running cell has already
+        spent, over the parallel lanes; None while some cell has neither."""
         measured = [d for ds in self.durations.values() for d in ds]
-        if not measured:
-            return None
-        overall = sum(measured) / len(measured)
+        overall = sum(measured) / len(measured) if measured else None
+        pace = self.pace()
 
-        def expected(cell: Cell) -> float:
+        def expected(cell: Cell) -> float | None:
+            if cell.name in self.estimates:
+                return self.estimates[cell.name] * pace
             own = self.durations.get(cell.notebook)
             return sum(own) / len(own) if own else overall
+
+        cells = [*waiting, *running]
+        if any(expected(c) is None for c in cells):
+            return None
 
         now = time.time()
         work = sum(expected(c) for c in waiting) + sum(

@@ -65,11 +65,12 @@ def run_study(plan_: Plan, cells: list[Cell] | None = None, workers: int | None 
             else:
                 todo.append(cell)
                 entries[cell.name] = manifest_entry(cell, plan_.out, "pending", None, "queued")
-        todo = longest_first(plan_, todo)
+        estimates = cell_estimates(plan_, todo)
+        todo = longest_first(todo, estimates)
         write_manifest(plan_, entries, started)
         log(f"{len(todo)} of {len(selected)} selected cell(s) to run ({len(plan_.cells)} in the grid), "
             f"executor {executor}, {min(workers, max(len(todo), 1))} at a time; manifest {plan_.out / 'manifest.json'}")
-        progress = Progress(len(todo), workers)
+        progress = Progress(len(todo), workers, estimates=estimates)
         failed = execute(plan_, todo, entries, started, workers, executor, gpus, log, progress)
         report_entry = None
         if report and plan_.report is not None:
@@ -179,10 +180,14 @@ def _estimates(plan_: Plan, todo: list[Cell], workers: int | None) -> tuple[dict
             cost.summary_lines(found, lanes, costs) if todo else [])
 
 
-def longest_first(plan_: Plan, todo: list[Cell]) -> list[Cell]:
+def cell_estimates(plan_: Plan, todo: list[Cell]) -> dict[str, float]:
+    """Each cell's estimated seconds on this machine, for the cells the cost model can estimate."""
+    return _estimates(plan_, todo, None)[0]
+
+
+def longest_first(todo: list[Cell], estimates: dict[str, float]) -> list[Cell]:
     """The cells to run, costliest first by their estimate (plan order among equals and unestimated cells last),
     so the grid does not end on one long cell while the other workers idle."""
-    estimates, _ = _estimates(plan_, todo, None)
     return sorted(todo, key=lambda c: -estimates.get(c.name, -1.0))
 
 

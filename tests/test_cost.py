@@ -119,8 +119,9 @@ def test_cells_without_a_measured_cost_are_named_not_guessed(tmp_path):
 
 
 def test_longest_first_orders_the_cells_to_run_by_their_estimate(toy_plan):
-    ordered = runner.longest_first(toy_plan, toy_plan.cells)
     estimates = {e.name: e.seconds for e in cost.estimate_cells(toy_plan, toy_plan.cells, cost.load_costs())}
+    assert runner.cell_estimates(toy_plan, toy_plan.cells) == pytest.approx(estimates)
+    ordered = runner.longest_first(toy_plan.cells, estimates)
     seconds = [estimates[c.name] for c in ordered]
     assert seconds == sorted(seconds, reverse=True) and len(ordered) == len(toy_plan.cells)
 

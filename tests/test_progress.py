@@ -34,6 +34,29 @@ def test_eta_uses_each_notebooks_measured_durations_over_the_workers(monkeypatch
     assert progress.line(245.0) == "[2/6 done, 0 failed, about 4 min left]"
 
 
+def test_eta_starts_from_the_cost_models_estimates_and_follows_the_measured_pace(monkeypatch):
+    """Before any cell finishes the time left is the cost model's; after, each estimate is scaled by how the finished
+    cells ran against theirs, so a first cell of another kind (01_alignment) does not stand for the RL cells."""
+    now = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    cells = [_cell("align", "01_alignment"), _cell("rl_long", "02_reward_signal"), _cell("rl_short", "02_reward_signal"),
+             _cell("unestimated", "02_reward_signal")]
+    progress = executors.Progress(total=4, workers=2, estimates={"align": 100.0, "rl_long": 600.0, "rl_short": 200.0})
+    assert progress.eta_s(cells[:3], []) == pytest.approx((100 + 600 + 200) / 2)
+    assert progress.eta_s(cells, []) is None  # a cell with neither an estimate nor a measured notebook mean
+    progress.start(cells[0])
+    progress.finish(cells[0], "finished", 150.0)  # 1.5 x its estimate: this machine runs slower today
+    assert progress.pace() == pytest.approx(1.5)
+    progress.start(cells[1])
+    now[0] += 300  # spent 300 of its expected 900 s
+    # rl_short 200 x 1.5; the unestimated cell has no 02 mean yet, so every finished cell's mean (150); 600 left of
+    # the running one; 2 lanes
+    assert progress.eta_s(cells[2:], [cells[1]]) == pytest.approx((300 + 150 + 600) / 2)
+    progress.start(cells[2])
+    progress.finish(cells[2], "failed", 20.0)  # a failed cell's duration says nothing about the pace
+    assert progress.pace() == pytest.approx(1.5)
+
+
 def test_failures_are_counted_and_recorded():
     progress = executors.Progress(total=2, workers=1)
     for name, status in (("x", "failed"), ("y", "finished")):
