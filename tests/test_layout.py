@@ -94,3 +94,42 @@ def test_a_variants_description_is_not_part_of_its_runs_identity(tmp_path):
     base = planned("v: {claim: RQ3 sample polarity, about: one, advantage: psr}\n")
     assert planned("v: {claim: probe, about: two, optional: true, advantage: psr}\n") == base
     assert planned("v: {claim: RQ3 sample polarity, about: one, advantage: nsr}\n") != base
+
+
+# -- what of outputs/ the repository keeps (.gitignore) ------------------------------------------------------------
+RUN = "runs/toy/toy-chain_sum-strong__chain_sum__ground_truth__s0"
+KEPT = ["manifest.json", f"{RUN}/summary.json", f"{RUN}/metrics.jsonl", f"{RUN}/eval.jsonl", f"{RUN}/run.json",
+        f"{RUN}/params.json", f"{RUN}/initial_passk.json", f"{RUN}/final_passk__gsm.json",
+        f"{RUN}/example_accuracy.jsonl",
+        "02_reward_signal/02_reward_signal__model=m__seed=0/params.json",
+        "02_reward_signal/02_reward_signal__model=m__seed=0/metrics.json",
+        "01_alignment/01_alignment/toy-chain_sum-strong__chain_sum.json"]
+DROPPED = [f"{RUN}/model.safetensors", f"{RUN}/checkpoint-30/optimizer.pt",
+           "runs/toy/toy-chain_sum-strong__chain_sum__random__s0/example_accuracy.jsonl",
+           "runs/.cache/initial_eval.json",
+           "02_reward_signal/02_reward_signal__model=m__seed=0/02_reward_signal.ipynb",
+           "02_reward_signal/02_reward_signal__model=m__seed=0/figures/gain.html"]
+
+
+@pytest.mark.parametrize("root", ["outputs", "outputs/ladder"])
+def test_the_repository_keeps_a_studys_compact_records_and_nothing_heavier(tmp_path, root):
+    """The README's "Results in the repository": the study's (and the ladder's) records are committed, never weights,
+    executed notebooks or caches."""
+    import subprocess
+
+    shutil.copy(paths.ROOT / ".gitignore", tmp_path / ".gitignore")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    ladder = ["06_alignment_ladder/params.json", "06_alignment_ladder/metrics.json",
+              "06_alignment_ladder/alignment/toy-chain_sum-fid10__chain_sum.ladder.json"]
+    executed = ["report.html", "executed/02_reward_signal__model=m__seed=0.html", "executed/plotly.min.js"]
+    if root == "outputs/ladder":  # the ladder's own report (06) and its cells' pages are rebuilt, not committed
+        kept, dropped = KEPT + ladder, DROPPED + executed + ["06_alignment_ladder/06_alignment_ladder.ipynb"]
+    else:
+        kept = KEPT + executed + ["99_report/params.json", "99_report/metrics.json"]
+        dropped = DROPPED + ["99_report/99_report.ipynb"]
+    for name in kept + dropped:
+        (tmp_path / root / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / root / name).write_text("{}")
+    listed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", root], cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    assert sorted(line[3:] for line in listed if line) == sorted(f"{root}/{name}" for name in kept)
