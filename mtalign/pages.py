@@ -93,19 +93,22 @@ def export_html(notebook: Path | str, target: Path | str, code: bool = False, pl
 def export_notebooks(study_dir: Path | str) -> list[Path]:
     """Every finished grid cell's executed notebook (the manifest's), code included, as `<study>/executed/<cell>.html`,
     the pages sharing one plotly.min.js: the claim notebooks as they ran, readable without Jupyter. Pages of cells
-    that are no longer finished are removed."""
+    that are no longer finished are removed; a finished cell whose executed notebook is not here (the committed
+    records of a fresh clone keep the pages, not the notebooks) keeps its page."""
     study = Path(study_dir)
     manifest = runinfo.read_json(study / "manifest.json") if (study / "manifest.json").exists() else {}
     folder = study / EXECUTED_DIR
-    written = []
+    written, present = [], set()
     for cell in manifest.get("cells", []):
         executed = cell.get("executed_notebook")
         if cell.get("status") not in PRESENT or not cell.get("dir") or not executed:
             continue
+        page = folder / f"{cell['name']}.html"
+        present.add(page)
         source = study / cell["dir"] / Path(executed).name
         if source.exists():
-            written.append(export_html(source, folder / f"{cell['name']}.html", code=True, plotlyjs="plotly.min.js"))
-    for stale in set(folder.glob("*.html")) - set(written) if folder.is_dir() else ():
+            written.append(export_html(source, page, code=True, plotlyjs="plotly.min.js"))
+    for stale in set(folder.glob("*.html")) - present if folder.is_dir() else ():
         stale.unlink()
     return written
 

@@ -488,6 +488,33 @@ def test_mtalign_report_runs_the_notebook(study_dir, capsys):
     assert manifest["counts"]["failed"] == len(FAILED)  # rebuilding the report reran no cell
 
 
+def test_executed_pages_stay_for_finished_cells_whose_notebooks_are_not_here(tmp_path):
+    """A fresh clone has the committed pages of the study's cells but not their executed notebooks: rebuilding the
+    report keeps those pages, rewrites the ones it has a notebook for and removes only cells no longer finished."""
+    import nbformat
+
+    from mtalign import pages
+
+    def cell(name: str, status: str) -> dict:
+        folder = tmp_path / "02_reward_signal" / name
+        folder.mkdir(parents=True)
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name}")]),
+                       str(folder / "02_reward_signal.ipynb"))
+        return {"name": name, "status": status, "dir": f"02_reward_signal/{name}",
+                "executed_notebook": "02_reward_signal.ipynb"}
+
+    cells = [cell("kept", "finished"), cell("cloned", "finished"), cell("redone", "finished")]
+    runinfo.write_json(tmp_path / "manifest.json", {"cells": cells})
+    assert sorted(p.stem for p in pages.export_notebooks(tmp_path)) == ["cloned", "kept", "redone"]
+    (tmp_path / "02_reward_signal" / "cloned" / "02_reward_signal.ipynb").unlink()  # as in a fresh clone
+    cells[2]["status"] = "failed"  # rerun since, and failed: its old page must not pass for it
+    runinfo.write_json(tmp_path / "manifest.json", {"cells": cells})
+    assert [p.stem for p in pages.export_notebooks(tmp_path)] == ["kept"]
+    folder = tmp_path / pages.EXECUTED_DIR
+    assert sorted(p.name for p in folder.glob("*.html")) == ["cloned.html", "kept.html"]
+    assert 'id="cloned"' in (folder / "cloned.html").read_text()  # the page written before, untouched
+
+
 def test_mtalign_report_without_a_study_says_so(tmp_path, capsys):
     assert cli.main(["report", "--out", str(tmp_path / "none")]) == 2
     assert "does not exist; run `mtalign study --out" in capsys.readouterr().err
