@@ -134,7 +134,11 @@ def run_report(out: Path | str, grid: Grid | Path | str | None = None,
         grid = load_grid(grid)
     if grid.report is None:
         raise ValueError(f"{grid.source} names no report notebook (add `report: 99_report`)")
-    notebooks_dir = Path(notebooks_dir or (manifest or {}).get("notebooks_dir") or paths.NOTEBOOKS)
+    if notebooks_dir is None:
+        notebooks_dir = Path((manifest or {}).get("notebooks_dir") or paths.NOTEBOOKS)
+        if not notebooks_dir.is_dir():  # records made in another checkout (the committed study on a fresh clone)
+            log(f"the study's notebooks folder {notebooks_dir} is not here; using this project's {paths.NOTEBOOKS}")
+            notebooks_dir = paths.NOTEBOOKS
     plan_ = plan(grid, out, notebooks_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _study_lock(out):

@@ -461,8 +461,13 @@ def test_report_py_holds_no_prose():
 
 def test_mtalign_report_runs_the_notebook(study_dir, capsys):
     """`mtalign report --out DIR`: the real 99_report notebook, executed by papermill in-process (grid.run_report),
-    then exported with nbconvert without its code: report.html is the executed notebook."""
+    then exported with nbconvert without its code: report.html is the executed notebook. The study ran in another
+    checkout (as the committed study does on a fresh clone): its notebooks folder is not here, this project's is used."""
+    manifest_file = study_dir / "manifest.json"
+    runinfo.write_json(manifest_file, {**json.loads(manifest_file.read_text()),
+                                       "notebooks_dir": "/elsewhere/mtalign/notebooks"})
     assert cli.main(["report", "--out", str(study_dir)]) == 0, capsys.readouterr()
+    assert "notebooks folder /elsewhere/mtalign/notebooks is not here; using this project's" in capsys.readouterr().out
     page = (study_dir / "report.html").read_text()
     assert page.count("plotly.js v") == 1  # plotly.js inlined exactly once
     assert "cdnjs.cloudflare.com" not in page and "require.min.js" not in page  # opens offline
