@@ -38,7 +38,7 @@ study: $(STAMP)  ## set up, then run the toy study (params/grids/toy.yaml) and w
 	$(MTALIGN) study
 
 test: $(STAMP) notebooks  ## set up, then run the tests and every notebook's defaults (nbval)
-	$(BIN)/pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env
+	$(BIN)/pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20
 
 bench: $(STAMP)  ## set up, then print the sampling benchmark (`mtalign bench --help` lists the others)
 	$(MTALIGN) bench
