@@ -327,6 +327,49 @@ def styled(frame: pd.DataFrame):
     return frame.style.map(colour).hide(axis="index")
 
 
+# -- the alignment ladder, as its own report (06_alignment_ladder) recorded it ------------------------------------
+LADDER_REPORT = "06_alignment_ladder"
+LADDER_GRID = "params/grids/ladder.yaml"
+
+
+@dataclass
+class LadderResults:
+    """What the report says of the alignment ladder: found or not, its sentences, its figures and validation table."""
+
+    found: bool
+    text: str
+    figures: dict[str, go.Figure]
+    validation: pd.DataFrame
+
+
+def ladder_results(ladder_dir: Path | str) -> LadderResults:
+    """The ladder's transitions, separating summary and predictor validation, in the words and figures of its
+    report notebook (`<ladder_dir>/06_alignment_ladder/metrics.json`), or what to run where no ladder has."""
+    from mtalign import ladder, predict  # here: the report needs them only where a ladder has run
+
+    folder = Path(ladder_dir)
+    metrics = folder / LADDER_REPORT / "metrics.json"
+    if not metrics.exists():
+        return LadderResults(False, (
+            f"No alignment ladder has run next to this study (`{folder}`), so alignment has two points per family "
+            f"here. `mtalign study --params {LADDER_GRID} --out {folder}` runs it (resumable; "
+            f"`--only '*chain_sum*'` first), and this section then shows where each claim turns."), {}, pd.DataFrame())
+    data = runinfo.read_json(metrics)
+    summary = (data.get("parameters") or {}).get("summary", "pass@1")
+    cells = pd.DataFrame(data.get("cells", []))
+    validation = pd.DataFrame(data.get("validation", []))
+    rungs_run = len(data.get("rungs", []))
+    lines = [f"{rungs_run} rungs, {cells['model'].nunique() if len(cells) else 0} of them with RL runs; x is the "
+             f"base model's {summary}."]
+    lines += ladder.transition_sentences(pd.DataFrame(data.get("transitions", [])))
+    lines += ladder.separation_sentences(pd.DataFrame(data.get("separation", [])))
+    lines += predict.validation_sentences(validation)
+    lines += [f"warning: {w}" for w in data.get("warnings", [])]
+    figures = {f"ladder__{_slug(claim.split(' ')[0])}": ladder.gain_figure(cells, claim, summary)
+               for claim in CLAIMS if len(cells) and claim in set(cells["claim"])}
+    return LadderResults(True, "\n".join(f"- {line}" for line in lines), figures, validation)
+
+
 # -- writing: figures and metrics.json (the report page is the executed notebook, mtalign/pages.py) ---------------
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return _json_safe(frame.to_dict("records"))

@@ -26,6 +26,7 @@ run_dir: str = ""  # this notebook's own files (empty: <study_dir>/99_report)
 fraction: float = 0.5  # a variant holds only with a mean gain of at least this share of ground-truth RL's
 strong: str = ""  # strongly aligned model per task, `{task}` filled in (empty: toy `*-strong`, else highest pass@1)
 weak: str = ""  # weakly aligned model per task (empty: toy `*-weak`, else lowest pass@1)
+ladder_dir: str = ""  # the alignment ladder's output folder (empty: <study_dir>/ladder)
 
 # %%
 from pathlib import Path
@@ -37,6 +38,7 @@ from mtalign import parameters, paths, report
 parameters.parse(globals())  # typed parameters given as text (papermill -p) are converted
 study_dir = Path(study_dir) if study_dir else paths.outputs()
 run_dir = Path(run_dir) if run_dir else study_dir / "99_report"
+ladder_dir = Path(ladder_dir) if ladder_dir else study_dir / "ladder"
 rep = report.build(report.load_study(study_dir), fraction=fraction, strong=strong, weak=weak)
 report.show(rep.figures["verdict_matrix"], "verdict_matrix")
 for name, fig in rep.figures.items():  # every other evaluation task is judged too, in a matrix of its own
@@ -133,6 +135,22 @@ for name, fig in rep.figures.items():
     if name.startswith("passk__"):
         report.show(fig, name)
 report.alignment_table(rep.study).drop(columns=["file"], errors="ignore").round(3)
+
+# %% [markdown]
+# ## Where does each claim turn? The alignment ladder
+# Two models per family give alignment two values. The ladder (`params/grids/ladder.yaml`, reported in full by
+# `06_alignment_ladder`) trains every claim on the rungs of two pretraining dials per family: answer fidelity (the
+# weak and strong models among its rungs) and diffuse wrong answers (low pass@1 without a preferred wrong answer).
+# Per claim: gain against the base model's alignment with ground truth as the reference curve, the alignment at
+# which the variant first reaches half of ground truth's gain, which summary (pass@1, pass@k, its area, maj@k)
+# separates holding from failing cells best, and how well `mtalign predict` foresees verdicts on rungs it did not see.
+
+# %%
+ladder_results = report.ladder_results(ladder_dir)
+display(Markdown(ladder_results.text))
+for name, fig in ladder_results.figures.items():
+    report.show(fig, name)
+ladder_results.validation.round(3) if ladder_results.found else None
 
 # %% [markdown]
 # ## Compared with the paper

@@ -186,3 +186,31 @@ def test_each_claim_notebook_runs_its_claims_variants_by_default():
             assert parameters["probes"].default == config.probes(), source.name
         found[label[0]] = source.stem
     assert set(found) == set(claims) and found["RQ1 reward signal"] == "02_reward_signal"
+
+
+def test_06_reads_a_ladder_study_and_the_report_shows_its_results(tmp_path):
+    """The ladder grid's report cell: 06_alignment_ladder pointed at a ladder study (a synthetic one: rung records and
+    run summaries, nothing trained or sampled) writes its transitions, separation and validation, and 99_report's
+    ladder section reads them in the same words; without a ladder it says what to run."""
+    from mtalign import report
+    from test_ladder import synthetic_ladder
+
+    assert not report.ladder_results(tmp_path / "none").found
+    assert "mtalign study --params params/grids/ladder.yaml" in report.ladder_results(tmp_path / "none").text
+    study = synthetic_ladder(tmp_path / "ladder")
+    run_dir = study / "06_alignment_ladder"
+    injected = {"world": "toy", "tasks": ["chain_sum", "mini_sudoku"], "rungs_per_dial": 0, "seeds": [0, 1, 2],
+                "variants": ["psr", "nsr", "random", "majority_vote"], "bootstrap": 50, "measure": False,
+                "study_dir": str(study), "run_dir": str(run_dir)}
+    executed = tmp_path / "06.executed.ipynb"
+    papermill.execute_notebook(str(as_ipynb(paths.NOTEBOOKS / "06_alignment_ladder.py", tmp_path)), str(executed),
+                               parameters=injected, kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert len(metrics["rungs"]) == 22 and metrics["validation"] and metrics["transitions"]
+
+    shown = report.ladder_results(study)
+    assert shown.found and "22 rungs, 22 of them with RL runs" in shown.text
+    # psr's synthetic margin crosses 0 at pass@1 = 0.30 on every dial (tests/test_ladder.py GAINS)
+    assert "chain_sum fidelity, psr: reaches half of ground truth's gain at pass@1 0.3" in shown.text
+    assert "leave one rung out" in shown.text.lower() and "Brier" in shown.text
+    assert set(shown.figures) == {"ladder__RQ1", "ladder__RQ3"} and len(shown.validation) == len(metrics["validation"])

@@ -482,6 +482,7 @@ def test_mtalign_report_runs_the_notebook(study_dir, capsys):
         assert "plotly.min.js" in (study_dir / "figures" / name).read_text()  # shared, not inlined per figure
     assert '"displayModeBar": false' in page or '"displayModeBar":false' in page  # no toolbar
     assert "boom in one_shot" in page and "missing" in page
+    assert "No alignment ladder has run next to this study" in page  # and the command that runs it
     assert "secondary source, approximate" in page and "[Green]" in page
     metrics = json.loads((study_dir / "99_report" / "metrics.json").read_text(), parse_constant=pytest.fail)
     assert {d["claim"]: d["appears"] for d in metrics["divergence"]} == {
