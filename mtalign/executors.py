@@ -28,6 +28,9 @@ from mtalign.grid import Cell, Plan
 from mtalign.manifests import STATUSES, cell_state, manifest_entry, write_manifest
 
 EXECUTORS = ("local", "local-submitit", "slurm")
+# each cell's kernel logs errors only: ipykernel warns at every start that its local TCP sockets are unencrypted, two
+# lines per cell that would bury a study's progress lines
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 STOP_GRACE_S = 60  # after Ctrl-C or SIGTERM, how long running cells get to stop cleanly before they are killed
 
 
@@ -103,7 +106,8 @@ def execute_cell(job: dict[str, Any]) -> dict[str, Any]:
     try:
         with _environ(cell_environment(job)), _stop_kernel_on_signal() as stopped:
             papermill.execute_notebook(job["input"], str(partial), parameters=job["injected"], kernel_name="python3",
-                                       language="python", progress_bar=False, cwd=str(cell_dir))
+                                       language="python", progress_bar=False, cwd=str(cell_dir),
+                                       extra_arguments=KERNEL_ARGUMENTS)
         record.update(status="finished")
     except PapermillExecutionError as err:
         record.update(status="failed", error=f"{err.ename}: {err.evalue} (in cell [{err.exec_count}])")

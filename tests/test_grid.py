@@ -56,12 +56,13 @@ def statuses(outcome: runner.Outcome) -> dict[str, str]:
 
 # -- the smoke grid, end to end --------------------------------------------------------------------
 @pytest.mark.slow
-def test_smoke_grid_runs_end_to_end(tmp_path):
+def test_smoke_grid_runs_end_to_end(tmp_path, capfd):
     """params/grids/smoke.yaml: every real notebook at smoke size, two worker processes, then the report."""
     out = tmp_path / "out"
     plan_ = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "smoke.yaml"), out)
     outcome = run(plan_, workers=2)
     assert outcome.exit_code == 0, outcome.log
+    assert "without encryption" not in capfd.readouterr().err  # the kernels' start-up warnings stay out of the log
     manifest = json.loads((out / "manifest.json").read_text())
     claims = [f"{nb}__model={m}__seed={s}" for nb in ("02_reward_signal", "03_one_shot", "04_sample_polarity")
               for m in ("micro-chain_sum-strong", "micro-chain_sum-weak") for s in (0, 1)]
