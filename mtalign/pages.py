@@ -100,13 +100,13 @@ def export_notebooks(study_dir: Path | str) -> list[Path]:
     folder = study / EXECUTED_DIR
     written, present = [], set()
     for cell in manifest.get("cells", []):
-        executed = cell.get("executed_notebook")
-        if cell.get("status") not in PRESENT or not cell.get("dir") or not executed:
+        if cell.get("status") not in PRESENT:
             continue
         page = folder / f"{cell['name']}.html"
         present.add(page)
-        source = study / cell["dir"] / Path(executed).name
-        if source.exists():
+        executed = cell.get("executed_notebook")  # None where the notebook is not here (the manifest says so)
+        source = study / cell["dir"] / Path(executed).name if executed and cell.get("dir") else None
+        if source is not None and source.exists():
             written.append(export_html(source, page, code=True, plotlyjs="plotly.min.js"))
     for stale in set(folder.glob("*.html")) - present if folder.is_dir() else ():
         stale.unlink()

@@ -229,7 +229,9 @@ def findings(table: pd.DataFrame, pairs: list[Pair], statements: list[dict[str, 
             continue
         appearing = sorted({v for s in statements if s["claim"] == claim for v in s["variants"]},
                            key=variant_rank)
-        tasks = sorted({s["task"] for s in statements if s["claim"] == claim and s["appears"]})
+        # the tasks on which each appearing variant shows it: one list when they share it, else per variant
+        tasks_of = {v: sorted({s["task"] for s in statements if s["claim"] == claim and v in s["variants"]})
+                    for v in appearing}
         cells = {(r["model"], r["task"]) for r in judged}
         everywhere = [v for v in variants if sum(r["variant"] == v and r["verdict"] == "holds" for r in mine)
                       == len(cells) and v not in appearing]
@@ -239,7 +241,11 @@ def findings(table: pd.DataFrame, pairs: list[Pair], statements: list[dict[str, 
         parts = []
         if appearing:
             they = "it holds" if len(appearing) == 1 else "they hold"
-            parts.append(f"the paper's divergence appears for {_names(appearing)} on {_names(tasks)}: "
+            if len({tuple(tasks) for tasks in tasks_of.values()}) == 1:
+                where = f"{_names(appearing)} on {_names(tasks_of[appearing[0]])}"
+            else:
+                where = ", and for ".join(f"{v} on {_names(tasks_of[v])}" for v in appearing)
+            parts.append(f"the paper's divergence appears for {where}: "
                          f"{they} on the strongly aligned model and not on the weakly aligned one")
         elif judgeable:
             parts.append("the paper's divergence does not appear for any variant")

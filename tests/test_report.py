@@ -261,6 +261,25 @@ def test_findings_are_drawn_from_the_verdicts(study_dir):
     assert "2-3 training seeds per cell" in line and "50% of ground-truth RL's gain" in line
 
 
+def test_a_divergence_on_some_tasks_names_them_per_variant():
+    """Where variants show the divergence on different tasks, the finding says which variant on which task, never
+    all of them on all of them."""
+    statements = [{"claim": "RQ1 reward signal", "task": "chain_sum", "appears": True,
+                   "variants": ["majority_vote", "entropy_min"]},
+                  {"claim": "RQ1 reward signal", "task": "mini_sudoku", "appears": True, "variants": ["majority_vote"]}]
+    rows = [{"model": f"toy-{task}-{level}", "task": task, "variant": variant, "verdict": verdict,
+             "gain": 0.1, "gain_low": 0.0, "gain_high": 0.2}
+            for task in ("chain_sum", "mini_sudoku") for level in ("strong", "weak")
+            for variant, verdict in (("ground_truth", "holds"), ("majority_vote", "holds"),
+                                     ("entropy_min", "holds" if level == "strong" and task == "chain_sum"
+                                      else "within noise"))]
+    text = "\n".join(report.findings(report.pd.DataFrame(rows), [], statements))
+    assert "appears for majority_vote on chain_sum and mini_sudoku, and for entropy_min on chain_sum: they hold" in text
+    one_task = [statements[0], {**statements[1], "variants": ["majority_vote", "entropy_min"]}]
+    assert "appears for majority_vote and entropy_min on chain_sum and mini_sudoku" in "\n".join(
+        report.findings(report.pd.DataFrame(rows), [], one_task))
+
+
 def test_missing_cells_listed_with_their_errors(study_dir):
     missing = report.missing_cells(report.load_study(study_dir))
     by_cell = dict(zip(missing["cell"], missing["status"]))
@@ -512,7 +531,8 @@ def test_executed_pages_stay_for_finished_cells_whose_notebooks_are_not_here(tmp
     cells = [cell("kept", "finished"), cell("cloned", "finished"), cell("redone", "finished")]
     runinfo.write_json(tmp_path / "manifest.json", {"cells": cells})
     assert sorted(p.stem for p in pages.export_notebooks(tmp_path)) == ["cloned", "kept", "redone"]
-    (tmp_path / "02_reward_signal" / "cloned" / "02_reward_signal.ipynb").unlink()  # as in a fresh clone
+    (tmp_path / "02_reward_signal" / "cloned" / "02_reward_signal.ipynb").unlink()  # as in a fresh clone, whose
+    cells[1]["executed_notebook"] = None  # manifest, rewritten by `mtalign report`, then names no notebook
     cells[2]["status"] = "failed"  # rerun since, and failed: its old page must not pass for it
     runinfo.write_json(tmp_path / "manifest.json", {"cells": cells})
     assert [p.stem for p in pages.export_notebooks(tmp_path)] == ["kept"]
