@@ -56,7 +56,7 @@ def verdict_figure(table: pd.DataFrame, alignment: dict | None = None, contamina
     columns = matrix_columns(table, alignment)
     variants = matrix_variants(table)
     shown = table.assign(hover=[_hover(r, fraction) for r in table.to_dict("records")]) if not table.empty else table
-    rows = [f"{(verdicts.claim_of(v) or 'other').split(' ')[0]} · {v}" for v in variants]  # "RQ1 · random"
+    rows = [f"{(verdicts.claim_of(v) or 'other').split(' ')[0].rstrip(':')} · {v}" for v in variants]  # "RQ1 · random"
     return plots.verdict_matrix(shown, columns, [cell_label(m, t, alignment, contamination) for m, t in columns],
                                 variants, rows)
 
