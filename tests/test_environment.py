@@ -253,7 +253,7 @@ def test_test_target_runs_nbval_on_built_notebooks_and_nothing_when_there_are_no
     _stand_in(repo / ".venv/bin/jupytext", 'echo "jupytext $*"\n')
     out = _make(repo, "test").stdout
     assert "jupytext" not in out  # no notebook yet: nothing to build, and nbval gets no notebook
-    assert " ".join(_line(out, "pytest ").split()) == "pytest tests --nbval-lax --nbval-current-env"
+    assert " ".join(_line(out, "pytest ").split()) == "pytest tests --nbval-lax --nbval-current-env --durations=20"
     (repo / "notebooks/01_demo.py").write_text("# %%\nprint(1)\n")
     (repo / "notebooks/02_demo.py").write_text("# %%\nprint(2)\n")
     out = _make(repo, "test").stdout
