@@ -30,7 +30,8 @@
 # clip). Nuisance: `seed`.
 # Fixed: `preset`, the frozen training settings shared by every variant (params/train/*.yaml). The defaults are the
 # smoke configuration (a micro model, 2 steps); the study uses `params/grids/toy.yaml`. To see the toy study's real
-# runs without training: `model="toy-chain_sum-weak"`, `preset="toy"`, `records_dir="outputs"` (after `make study`).
+# runs without training: `model="toy-chain_sum-weak"`, `preset="toy"`, `records_dir="outputs"` (the committed
+# study's records).
 
 # %% tags=["parameters"]
 model: str = "micro-chain_sum-strong"  # model to train (toy short name, local path or Hugging Face name)
