@@ -86,12 +86,12 @@ class Point:
 
 def load(study_dir: Path | str, k_max: int | None = None, n_boot: int = BOOTSTRAP,
          records: Sequence[dict[str, Any]] = ()) -> Ladder:
-    """The ladder a study folder holds: its runs (the grid's, through mtalign.report.load_study), the rung records
-    that 06_alignment_ladder measured (`*.ladder.json`, and `records` measured elsewhere) and, for rungs without
-    one, 01_alignment's records."""
-    from mtalign import report
+    """The ladder a study folder holds: its runs (the grid's, through mtalign.study_files.load_study), the rung
+    records that 06_alignment_ladder measured (`*.ladder.json`, and `records` measured elsewhere) and, for rungs
+    without one, 01_alignment's records."""
+    from mtalign import study_files
 
-    study = report.load_study(study_dir)
+    study = study_files.load_study(study_dir)
     return build(study.summaries, [*records, *load_records(study_dir), *study.alignment], k_max, n_boot,
                  warnings=list(study.warnings))
 
