@@ -364,15 +364,21 @@ def ladder_results(ladder_dir: Path | str) -> LadderResults:
     summary = (data.get("parameters") or {}).get("summary", "pass@1")
     cells = pd.DataFrame(data.get("cells", []))
     validation = pd.DataFrame(data.get("validation", []))
-    rungs_run = len(data.get("rungs", []))
-    lines = [f"{rungs_run} rungs, {cells['model'].nunique() if len(cells) else 0} of them with RL runs; x is the "
-             f"base model's {summary}."]
+    rung_rows = pd.DataFrame(data.get("rungs", []))
+    figures = {"ladder_alignment": ladder.alignment_figure(rung_rows)} if len(rung_rows) else {}
+    if cells.empty:
+        return LadderResults(True, (
+            f"{len(rung_rows)} rungs measured (pass@k and maj@k, below), no RL runs on them yet: `mtalign study "
+            f"--params {LADDER_GRID} --out {folder}` trains them (resumable), and this section then shows where each "
+            "claim turns."), figures, validation)
+    lines = [f"{len(rung_rows)} rungs, {cells['model'].nunique()} of them with RL runs; x is the base model's "
+             f"{summary}."]
     lines += ladder.transition_sentences(pd.DataFrame(data.get("transitions", [])))
     lines += ladder.separation_sentences(pd.DataFrame(data.get("separation", [])))
     lines += predict.validation_sentences(validation)
     lines += [f"warning: {w}" for w in data.get("warnings", [])]
-    figures = {f"ladder__{_slug(claim.split(' ')[0])}": ladder.gain_figure(cells, claim, summary)
-               for claim in CLAIMS if len(cells) and claim in set(cells["claim"])}
+    figures.update({f"ladder__{_slug(claim.split(' ')[0])}": ladder.gain_figure(cells, claim, summary)
+                    for claim in CLAIMS if claim in set(cells["claim"])})
     return LadderResults(True, "\n".join(f"- {line}" for line in lines), figures, validation)
 
 

@@ -150,7 +150,7 @@ ladder_results = report.ladder_results(ladder_dir)
 display(Markdown(ladder_results.text))
 for name, fig in ladder_results.figures.items():
     report.show(fig, name)
-ladder_results.validation.round(3) if ladder_results.found else None
+ladder_results.validation.round(3) if len(ladder_results.validation) else None
 
 # %% [markdown]
 # ## Compared with the paper

@@ -213,4 +213,11 @@ def test_06_reads_a_ladder_study_and_the_report_shows_its_results(tmp_path):
     # psr's synthetic margin crosses 0 at pass@1 = 0.30 on every dial (tests/test_ladder.py GAINS)
     assert "chain_sum fidelity, psr: reaches half of ground truth's gain at pass@1 0.3" in shown.text
     assert "leave one rung out" in shown.text.lower() and "Brier" in shown.text
-    assert set(shown.figures) == {"ladder__RQ1", "ladder__RQ3"} and len(shown.validation) == len(metrics["validation"])
+    assert set(shown.figures) == {"ladder_alignment", "ladder__RQ1", "ladder__RQ3"}
+    assert len(shown.validation) == len(metrics["validation"])
+    # rungs measured, no RL run yet (the committed ladder today): the rungs are shown and the command to train given
+    metrics["cells"] = metrics["transitions"] = metrics["separation"] = metrics["validation"] = []
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    shown = report.ladder_results(study)
+    assert shown.found and set(shown.figures) == {"ladder_alignment"}
+    assert "22 rungs measured (pass@k and maj@k, below), no RL runs on them yet" in shown.text
