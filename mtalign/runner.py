@@ -129,7 +129,7 @@ def run_report(out: Path | str, grid: Grid | Path | str | None = None,
     manifest = load_manifest(out, log) if (out / "manifest.json").exists() else None
     if grid is None:
         manifest = manifest or load_manifest(out, log)  # raises the clear error when there is none
-        grid = parse_grid(manifest["grid"], f"{out / 'manifest.json'} (grid of {manifest['grid_file']})")
+        grid = parse_grid(manifest["grid"], f"{out / 'manifest.json'} (grid of {grid_file_of(manifest)})")
     elif not isinstance(grid, Grid):
         grid = load_grid(grid)
     if grid.report is None:
@@ -148,6 +148,15 @@ def run_report(out: Path | str, grid: Grid | Path | str | None = None,
         entry = run_report_cell(plan_, entries, started, log=log)
         write_manifest(plan_, entries, started, entry)
     return entry
+
+
+def grid_file_of(manifest: dict[str, Any]) -> str:
+    """The grid file a study was run from, as its manifest names it, however many times its report was rebuilt (each
+    rebuild records the grid as read from the manifest: "<out>/manifest.json (grid of <file>)")."""
+    source = str(manifest.get("grid_file") or "?")
+    while " (grid of " in source and source.endswith(")"):
+        source = source.split(" (grid of ", 1)[1][:-1]
+    return source
 
 
 # -- command line ----------------------------------------------------------------------------------

@@ -541,6 +541,14 @@ def test_executed_pages_stay_for_finished_cells_whose_notebooks_are_not_here(tmp
     assert 'id="cloned"' in (folder / "cloned.html").read_text()  # the page written before, untouched
 
 
+@pytest.mark.parametrize("recorded", ["/w/params/grids/toy.yaml", "/o/manifest.json (grid of /w/params/grids/toy.yaml)",
+                                      "/o/manifest.json (grid of /o/manifest.json (grid of /w/params/grids/toy.yaml))"])
+def test_a_rebuilt_report_names_the_grid_file_the_study_ran_from(recorded):
+    """Each `mtalign report` reads the grid from the manifest and records where it came from; rebuilding it again
+    must not nest that note once more per rebuild."""
+    assert runner.grid_file_of({"grid_file": recorded}) == "/w/params/grids/toy.yaml"
+
+
 def test_mtalign_report_without_a_study_says_so(tmp_path, capsys):
     assert cli.main(["report", "--out", str(tmp_path / "none")]) == 2
     assert "does not exist; run `mtalign study --out" in capsys.readouterr().err
