@@ -334,8 +334,7 @@ def styled(frame: pd.DataFrame):
 
 
 # -- the alignment ladder, as its own report (06_alignment_ladder) recorded it ------------------------------------
-LADDER_REPORT = "06_alignment_ladder"
-LADDER_GRID = "params/grids/ladder.yaml"
+LADDER_REPORT = "06_alignment_ladder"  # the ladder grid's report notebook, whose record this section reads
 
 
 @dataclass
@@ -351,14 +350,14 @@ class LadderResults:
 def ladder_results(ladder_dir: Path | str) -> LadderResults:
     """The ladder's transitions, separating summary and predictor validation, in the words and figures of its
     report notebook (`<ladder_dir>/06_alignment_ladder/metrics.json`), or what to run where no ladder has."""
-    from mtalign import ladder, predict  # here: the report needs them only where a ladder has run
+    from mtalign import ladder, predict  # here, not at the top: predict imports the sampling code
 
     folder = Path(ladder_dir)
     metrics = folder / LADDER_REPORT / "metrics.json"
     if not metrics.exists():
         return LadderResults(False, (
             f"No alignment ladder has run next to this study (`{folder}`), so alignment has two points per family "
-            f"here. `mtalign study --params {LADDER_GRID} --out {folder}` runs it (resumable; "
+            f"here. `{ladder.RUN_FIRST.format(dir=folder)}` runs it (resumable; "
             f"`--only '*chain_sum*'` first), and this section then shows where each claim turns."), {}, pd.DataFrame())
     data = runinfo.read_json(metrics)
     summary = (data.get("parameters") or {}).get("summary", "pass@1")
@@ -368,9 +367,9 @@ def ladder_results(ladder_dir: Path | str) -> LadderResults:
     figures = {"ladder_alignment": ladder.alignment_figure(rung_rows)} if len(rung_rows) else {}
     if cells.empty:
         return LadderResults(True, (
-            f"{len(rung_rows)} rungs measured (pass@k and maj@k, below), no RL runs on them yet: `mtalign study "
-            f"--params {LADDER_GRID} --out {folder}` trains them (resumable), and this section then shows where each "
-            "claim turns."), figures, validation)
+            f"{len(rung_rows)} rungs measured (pass@k and maj@k, below), no RL runs on them yet: "
+            f"`{ladder.RUN_FIRST.format(dir=folder)}` trains them (resumable), and this section then shows where "
+            "each claim turns."), figures, validation)
     lines = [f"{len(rung_rows)} rungs, {cells['model'].nunique()} of them with RL runs; x is the base model's "
              f"{summary}."]
     lines += ladder.transition_sentences(pd.DataFrame(data.get("transitions", [])))
