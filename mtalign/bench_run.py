@@ -101,13 +101,13 @@ class _Shapes:
         return 2 * self.matmul_params * sum(lengths) + attention
 
 
-def matmul_rate(shapes: _Shapes, rows: int, seconds: float = 0.5) -> float:
-    """FLOP/s of one thread on `x @ W.T` for every weight shape of the model, `rows` rows at a time."""
+def matmul_rate(shapes: _Shapes, rows: int, seconds: float = 0.5, dtype: str = "float32") -> float:
+    """FLOP/s of one thread on `x @ W.T` for every weight shape of the model, `rows` rows at a time, in `dtype`."""
     import torch
     import torch.nn.functional as F
 
-    weights = [torch.randn(out, inp) for out, inp in shapes.weights]
-    inputs = {inp: torch.randn(rows, inp) for _, inp in shapes.weights}
+    weights = [torch.randn(out, inp, dtype=getattr(torch, dtype)) for out, inp in shapes.weights]
+    inputs = {inp: torch.randn(rows, inp, dtype=getattr(torch, dtype)) for _, inp in shapes.weights}
     for w in weights:  # warm-up
         F.linear(inputs[w.shape[1]], w)
     flops, repeats, started = 0.0, 0, _now()
@@ -276,7 +276,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     clock.seconds["rest"] = total - sum(clock.seconds[p] for p in PARTS if p != "rest")
 
     shapes = state["shapes"]
-    rates = {"decode": matmul_rate(shapes, rows=128), "training": matmul_rate(shapes, rows=4096)}
+    # the update's matmuls run at the preset's precision (bf16 autocast on a CPU: mtalign/precision.py), sampling's in
+    # float32: each part's floor is set against the rate of the dtype it computes in
+    training_dtype = "bfloat16" if state["settings"].bf16 and not torch.cuda.is_available() else "float32"
+    rates = {"decode": matmul_rate(shapes, rows=128),
+             "training": matmul_rate(shapes, rows=4096, dtype=training_dtype)}
     rate_of = {"rollout generation": rates["decode"], "held-out evaluation": rates["decode"],
                "policy forward/backward": rates["training"]}
     parts = {}
@@ -296,6 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   f"{state['settings'].updates_per_step} update(s)/step"),
         "device": "cuda" if torch.cuda.is_available() else "cpu", "total_seconds": total, "wall_seconds": wall,
         "imports_seconds": imports_s, "parts": parts, "matmul_gflop_per_s": {k: v / 1e9 for k, v in rates.items()},
+        "training_dtype": training_dtype,
         "floor_seconds": floor_total, "floor_fraction": floor_total / total, "generation_paths": old,
         "token_mismatches": clock.mismatches if old else None,
         "dominant": max((p for p in PARTS if p != "rest"), key=lambda p: parts[p]["seconds"]),
@@ -330,7 +335,8 @@ def _print(f: dict[str, Any]) -> None:
           f"{f['gain']:+.3f}")
     rates = f["matmul_gflop_per_s"]
     print(f"matmul rate, this process, one thread, the model's weight shapes: {rates['decode']:.1f} GFLOP/s at "
-          f"128 rows (generation), {rates['training']:.1f} GFLOP/s at 4096 rows (training)")
+          f"128 rows (generation, float32), {rates['training']:.1f} GFLOP/s at 4096 rows (training, "
+          f"{f['training_dtype']})")
     print(f"seconds are CPU seconds of this process (one thread: the cost on a core of its own); wall time "
           f"{f['wall_seconds']:.1f}s" + (" including the old path's generation" if f["generation_paths"] else ""))
     print(f"{'part':<24} {'seconds':>8} {'share':>6} {'GFLOP':>7} {'GFLOP/s':>8} {'floor s':>8} {'of floor':>8}")

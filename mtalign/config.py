@@ -71,7 +71,10 @@ class Settings:
     vllm_importance_sampling_correction: bool
     # -- infrastructure: never scientific, defaults fit a CPU ------------------------------------------------------
     micro_batch: int | None = None  # completions per forward/backward per device; None: a whole mini-batch
-    bf16: bool = False  # only used on GPU
+    # bf16 mixed precision: on a GPU the model is loaded in bf16; on a CPU the policy's forward and backward passes
+    # autocast its blocks' matmuls to bf16 on float32 weights (mtalign/precision.py). It moves numbers, so it is part
+    # of a run's identity like every setting.
+    bf16: bool = False
     gradient_checkpointing: bool = False
     use_vllm: bool = False
     vllm_mode: str = "colocate"  # "colocate" (each GPU runs vLLM beside training) or "server" (trl vllm-serve)

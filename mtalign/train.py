@@ -228,7 +228,7 @@ def build(run: Run, loaded=None, callbacks: list | None = None, started: float |
         group_size=s.group_size, prompts_per_step=s.prompts_per_step, updates_per_step=s.updates_per_step,
         seed=run.seed, dynamic_sampling=s.dynamic_sampling, max_generation_batches=s.max_generation_batches,
         entropy_loss=variant.entropy_loss, n_votes=variant.n_votes, wrong_labels=wrong_labels,
-        strict_paper_regex=run.strict_paper_regex, needs=variant.reward_needs(),
+        strict_paper_regex=run.strict_paper_regex, needs=variant.reward_needs(), bf16_blocks=s.bf16 and not cuda,
     )
     config = grpo_config(run, task, cuda)
     trainer = StudyGRPOTrainer(

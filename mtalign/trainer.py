@@ -1,6 +1,6 @@
 """The study's RL engine: TRL's GRPOTrainer with every reward, advantage and DAPO trick of STUDY.md §3-4.
 
-TRL computes rollouts, the clipped token-mean loss and the optimiser step; this subclass changes four private hooks
+TRL computes rollouts, the clipped token-mean loss and the optimiser step; this subclass changes five private hooks
 of trl==1.16.0 (pinned exactly in pyproject.toml; each override has a smoke test in tests/test_train.py, the
 generation hook in tests/test_decode.py):
 
@@ -16,6 +16,8 @@ generation hook in tests/test_decode.py):
 - `_generate_single_turn`: sample rollouts with `mtalign.decode` instead of `model.generate` where it stands in
   exactly (plain Llama models such as the toy world: the same tokens from the same random stream, in 0.7-0.9 of
   the time; `mtalign bench run`); anything else goes to TRL's own generation.
+- `_get_per_token_logps_and_entropies`: with the preset's `bf16` on a CPU, the policy's forward passes (loss, old
+  log-probs, token signals) autocast its blocks to bf16 (`mtalign.precision`); TRL's own computation otherwise.
 
 One-shot EM (entropy_min, semantics source) has no reward: its advantages are zero and TRL's entropy term, with a
 negative coefficient, is the whole loss. Everything the study logs per step is collected here and written by
@@ -39,6 +41,7 @@ from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from mtalign import advantages as advantages_lib
+from mtalign import precision
 from mtalign import rewards as rewards_lib
 from mtalign import runinfo
 from mtalign.tasks import Problem, Task, graders
@@ -67,6 +70,7 @@ class EngineSpec:
     wrong_labels: dict[str, str] | None = None
     strict_paper_regex: bool = False
     needs: set[str] = field(default_factory=set)
+    bf16_blocks: bool = False  # CPU bf16: the policy's forward passes autocast its blocks (mtalign/precision.py)
 
 
 # -- pure pieces (unit-tested without a trainer) -----------------------------------------------------------------
@@ -221,6 +225,10 @@ class StudyGRPOTrainer(GRPOTrainer):
         output["advantages"] = self._local_advantages(len(inputs), output["advantages"])
         return output
 
+    def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
+        with precision.bf16_blocks(model, enabled=self.spec.bf16_blocks):
+            return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         if self._final_rewards is None:  # only evaluation would get here, and the engine does not evaluate via TRL
             raise RuntimeError("the study engine scores rollouts in _generate; no rewards were prepared for this batch")
@@ -349,7 +357,7 @@ class StudyGRPOTrainer(GRPOTrainer):
             # Intuitor's self-certainty: KL(uniform || p) = -log V - mean_v log p_v, per token
             parts = []
             for start in range(0, len(ids), chunk):
-                with self.accelerator.autocast():
+                with self.accelerator.autocast(), precision.bf16_blocks(self.model, self.spec.bf16_blocks):
                     logits = self.model(input_ids=ids[start:start + chunk], attention_mask=mask[start:start + chunk],
                                         logits_to_keep=width_c + 1).logits[:, :-1].float() / self.temperature
                 logp = torch.log_softmax(logits, dim=-1)

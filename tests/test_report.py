@@ -646,7 +646,8 @@ def test_records_name_what_is_missing(study_dir):
 RECORDS = paths.ROOT / "outputs"
 # What the study's numbers depend on; the report's own code (report.py, plots.py, verdicts.py) is checked by rebuilding.
 STUDY_CODE = ("mtalign/train.py", "mtalign/config.py", "mtalign/identity.py", "mtalign/data.py", "mtalign/evaluate.py",
-              "mtalign/trainer.py", "mtalign/rewards.py", "mtalign/advantages.py", "mtalign/runs.py",
+              "mtalign/trainer.py", "mtalign/precision.py", "mtalign/rewards.py", "mtalign/advantages.py",
+              "mtalign/runs.py",
               "mtalign/toyworld.py", "mtalign/models.py", "mtalign/sampling.py", "mtalign/decode.py",
               "mtalign/passk.py", "mtalign/tasks", "params/train", "params/variants.yaml", "params/toyworld.yaml",
               "params/grids/toy.yaml")
