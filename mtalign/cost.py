@@ -42,11 +42,20 @@ class PartCosts:
     source: str = ""
 
 
+@dataclass(frozen=True)
+class WorldCosts:
+    """Measured seconds of a notebook over a model world's models (01_alignment), per model: measuring it always,
+    building it only when the toy model is not in the cache yet."""
+
+    measure_s: float
+    build_s: float
+
+
 @dataclass
 class Costs:
     kernel_s: float  # per notebook cell: kernel start and the package's imports
     families: dict[str, PartCosts]  # "toy-chain_sum" -> costs
-    notebooks: dict[str, float]  # non-RL notebooks: seconds per cell
+    notebooks: dict[str, float | WorldCosts]  # non-RL notebooks: seconds per cell, or per model of its world
     machine: str = ""
 
 
@@ -60,7 +69,8 @@ def load_costs(path: Path | str = COSTS_FILE) -> Costs:
     try:
         families = {name: PartCosts(**values) for name, values in (data.get("families") or {}).items()}
         return Costs(kernel_s=float(data["kernel_s"]), families=families,
-                     notebooks={k: float(v) for k, v in (data.get("notebooks") or {}).items()},
+                     notebooks={k: WorldCosts(**v) if isinstance(v, dict) else float(v)
+                                for k, v in (data.get("notebooks") or {}).items()},
                      machine=str(data.get("machine", "")))
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: malformed cost table ({err}); see its header for the fields") from None
@@ -130,6 +140,8 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
             # a notebook over a whole model world costs what that world costs: 01_alignment:toy, 05_contamination:micro
             key = f"{cell.notebook}:{values['world']}" if values.get("world") else cell.notebook
             seconds = costs.notebooks.get(key)
+            if isinstance(seconds, WorldCosts):
+                seconds = _world_seconds(seconds, values)
             out.append(CellEstimate(cell.name, seconds, note="" if seconds is not None else
                                     f"no measured cost for notebook {key}"))
             continue
@@ -166,6 +178,17 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
             names.append(variant)
         out.append(CellEstimate(cell.name, seconds, names))
     return out
+
+
+def _world_seconds(world: WorldCosts, values: dict[str, Any]) -> float:
+    """A cell over `{world}-{task}-{recipe}` models: each measured (`measure_s` is for n = 64 samples of 100
+    problems; sampling scales with both), each not yet in the toy-model cache built."""
+    from mtalign import toyworld
+
+    names = [f"{values['world']}-{task}-{recipe}" for task in values["tasks"] for recipe in values["recipes"]]
+    missing = [name for name in names if not (toyworld.model_dir(toyworld.spec(name)) / "config.json").exists()]
+    sampled = int(values.get("n") or 64) * int(values.get("problems") or 100) / (64 * 100)
+    return len(names) * world.measure_s * sampled + len(missing) * world.build_s
 
 
 def makespan(seconds: list[float], workers: int) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import shutil
 
 import pytest
 
@@ -131,3 +132,34 @@ def test_a_malformed_cost_table_is_one_clear_error(tmp_path):
     bad.write_text("families: {toy-chain_sum: {setup_s: 1}}\n")
     with pytest.raises(ValueError, match="malformed cost table"):
         cost.load_costs(bad)
+
+
+def test_the_alignment_cell_pays_for_building_only_the_toy_models_not_in_the_cache(toy_plan):
+    """01_alignment measures every model of its cell and builds those the cache lacks: with the four toy models
+    cached it costs their measurement alone (a cached model is a folder with its config.json, as `ensure_model`
+    leaves it; the test's cache is empty, so they are marked built here rather than built for minutes)."""
+    from mtalign import toyworld
+
+    costs = cost.load_costs()
+    world = costs.notebooks["01_alignment:toy"]
+    cell = next(c for c in toy_plan.cells if c.notebook == "01_alignment")
+    names = [f"toy-{task}-{recipe}" for task in ("chain_sum", "mini_sudoku") for recipe in ("strong", "weak")]
+    (empty,) = cost.estimate_cells(toy_plan, [cell], costs)
+    assert empty.seconds == pytest.approx(4 * (world.measure_s + world.build_s))
+    folders = [toyworld.model_dir(toyworld.spec(name)) for name in names]
+    try:
+        folders[0].mkdir(parents=True)
+        (folders[0] / "config.json").write_text("{}")
+        (one_built,) = cost.estimate_cells(toy_plan, [cell], costs)
+        assert one_built.seconds == pytest.approx(empty.seconds - world.build_s)
+        for folder in folders[1:]:
+            folder.mkdir(parents=True)
+            (folder / "config.json").write_text("{}")
+        (cached,) = cost.estimate_cells(toy_plan, [cell], costs)
+        assert cached.seconds == pytest.approx(4 * world.measure_s)
+        # fewer samples cost proportionally less to measure
+        halved = dataclasses.replace(cell, overrides={**cell.overrides, "n": 32})
+        assert cost.estimate_cells(toy_plan, [halved], costs)[0].seconds == pytest.approx(2 * world.measure_s)
+    finally:  # the module's cache is shared: no other test may find these empty models
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
