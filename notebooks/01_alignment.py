@@ -35,7 +35,7 @@ n: int = 8  # samples per problem; pass@k is reported for k in 1, 2, 4, ... up t
 problems: int = 10  # held-out evaluation problems per cell
 seed: int = 0  # sampling and bootstrap seed
 workers: int = 2  # parallel processes (one thread each)
-smollm: str = "auto"  # also measure SmolLM2-135M-Instruct: "auto" (if installed), "yes", "no"
+smollm: str = "no"  # also measure SmolLM2-135M-Instruct (make smollm; about 4 min on a CPU): "yes", "auto" (if installed), "no"
 smollm_problems: int = 10  # SmolLM2 is slow on CPU: fewer problems
 run_dir: str = ""  # where this run's files go (default: outputs/notebooks/01_alignment)
 
