@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "(default: %(default)s)")
     parser.add_argument("--trials", type=int, default=2, help="trials per method, alternating (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of both trainers (default: %(default)s)")
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false",
+                        help="turn the preset's bf16 off for both trainers: on a CPU plain TRL computes in float32, so "
+                             "this times the engine's own overhead like for like (default: the preset as the study "
+                             "runs it)")
     parser.add_argument("--no-dynamic-sampling-line", dest="dynamic_line", action="store_false",
                         help="skip the extra trial with dynamic sampling on")
 
@@ -51,7 +55,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = dict(model=args.model, task=args.task, preset=args.preset, seed=args.seed, variant="ground_truth",
                 # evaluation is not part of a step: the engine's step-0 evaluation is shrunk and no other runs
                 settings={"steps": args.steps, "dynamic_sampling": False, "eval_every": args.steps + 1,
-                          "eval_problems": 4, "eval_samples": 1, "passk_samples": 1})
+                          "eval_problems": 4, "eval_samples": 1, "passk_samples": 1,
+                          **({} if getattr(args, "bf16", True) else {"bf16": False})})
     run_ = train.resolve(**base)  # bad names fail here, before a model is built
     loaded = models.load(run_.model, log=print)
     results: dict[str, list[dict[str, float]]] = {"trl": [], "engine": []}
@@ -74,6 +79,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "trl_s_per_step": statistics.median(r["s_per_step"] for r in results["trl"]),
         "engine_s_per_step": statistics.median(r["s_per_step"] for r in results["engine"]),
         "dynamic_sampling": ds, "target": TARGET,
+        # what each trainer's update computes in: the engine's blocks in bf16 where the preset asks for it on a CPU
+        # (mtalign/precision.py); plain TRL on a CPU always in float32 (its bf16 is a GPU setting here)
+        "engine_precision": "bf16 blocks" if s.bf16 and not _cuda() else ("bf16" if s.bf16 else "float32"),
+        "trl_precision": "bf16" if s.bf16 and _cuda() else "float32",
     }
     figures["overhead"] = figures["engine_s_per_step"] / figures["trl_s_per_step"] - 1
     _print(figures)
@@ -144,9 +153,10 @@ def _print(f: dict[str, Any]) -> None:
     print(f"training-step benchmark: {f['model']} on {f['task']}, {f['preset']} preset: {f['prompts']} prompts x "
           f"{f['group_size']}, {f['updates_per_step']} updates/step, {f['steps']} steps per trial (first = warm-up), "
           f"dynamic sampling off, {f['threads']} thread(s), {f['device']}")
-    print("  trl    = trl.GRPOTrainer with the ground-truth reward as a plain reward function")
+    print(f"  trl    = trl.GRPOTrainer with the ground-truth reward as a plain reward function; updates in "
+          f"{f['trl_precision']}")
     print("  engine = mtalign.trainer.StudyGRPOTrainer (rewards on the gathered batch, its own advantages, metrics, "
-          "run files, and rollouts from mtalign.decode instead of generate)")
+          f"run files, and rollouts from mtalign.decode instead of generate); updates in {f['engine_precision']}")
     print(f"{'method':<7} {'s/step':>7}  {'trials':<22} {'completion tokens':>17}")
     for method in ("trl", "engine"):
         trials = " ".join(f"{r['s_per_step']:.3f}" for r in f[method])

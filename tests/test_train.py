@@ -840,6 +840,9 @@ def test_train_step_benchmark_prints_both_methods_side_by_side(capsys):
     assert re.search(r"^overhead: [+-][\d.]+% per step \(target <= 10%: (met|NOT met)\)$", out, re.MULTILINE)
     assert figures["trl"][0]["mean_length"] == figures["engine"][0]["mean_length"]
     assert figures["overhead"] == pytest.approx(figures["engine_s_per_step"] / figures["trl_s_per_step"] - 1)
+    # the smoke preset has no bf16: both update in float32, which the header says
+    assert figures["engine_precision"] == figures["trl_precision"] == "float32"
+    assert out.count("updates in float32") == 2
 
 
 def test_a_variant_the_model_gives_no_data_is_skipped_by_its_claim_and_says_why(tmp_path):
