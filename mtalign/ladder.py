@@ -284,6 +284,67 @@ def transitions(lad: Ladder, summary: str = "pass@1", variants: Sequence[str] | 
     return frame if frame.empty else frame.assign(interval=[_interval(r) for r in frame.to_dict("records")])
 
 
+def dial_agreement(lad: Ladder, variants: Sequence[str] | None = None, summaries: Sequence[str] = SUMMARIES,
+                   n_boot: int = BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
+    """Which alignment summary puts a claim's transition at one value whatever the dial? Per family, variant and
+    summary: each dial's transition, and whether the dials agree. If a claim depends on what a summary measures,
+    its transition sits at the same value of that summary on every dial (the dials reach that value by different
+    recipes); a summary that misses what the claim needs places it at different values. The dials agree when every
+    pair is consistent: two transitions whose 95% intervals overlap, or a dial without a transition whose rungs
+    all lie below the other's interval (it never reached that alignment). They disagree when two intervals are
+    disjoint, or when a dial without a transition covered the other's transition (its top rung is at or above the
+    other's interval) or already holds on its lowest rung below it. `agree` is None with fewer than two dials."""
+    rows = []
+    for summary in summaries:
+        table = transitions(lad, summary, variants, n_boot=n_boot, seed=seed)
+        if table.empty:
+            continue
+        for (family, variant), group in table.groupby(["family", "variant"], sort=False):
+            dials = group.to_dict("records")
+            agree = None if len(dials) < 2 else all(
+                _consistent(a, b) for i, a in enumerate(dials) for b in dials[i + 1:])
+            rows.append({"family": family, "variant": variant, "claim": verdicts.claim_of(variant),
+                         "summary": summary, "dials": len(dials), "agree": agree,
+                         "transitions": "; ".join(f"{d['dial']} {_where(d)}" for d in dials)})
+    return pd.DataFrame(rows, columns=["family", "variant", "claim", "summary", "dials", "agree", "transitions"])
+
+
+def _consistent(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two dials' transitions of one variant on one summary (see `dial_agreement`)."""
+    crossed = [d for d in (a, b) if d["status"] == IN_LADDER]
+    if len(crossed) == 2:
+        return max(a["low"], b["low"]) <= min(a["high"], b["high"])
+    if not crossed:
+        return a["status"] == b["status"]  # both never cross, or both hold from their lowest rungs
+    at = crossed[0]
+    other = b if at is a else a
+    if other["status"] == NO_TRANSITION:
+        return other["x_max"] < at["low"]
+    return other["x_min"] >= at["low"]  # holds from its lowest rung: consistent only if that rung is not below
+
+
+def _where(row: dict[str, Any]) -> str:
+    if row["status"] == IN_LADDER:
+        return f"{row['transition']:.3f} {_interval(row)}"
+    if row["status"] == FROM_LOWEST:
+        return f"holds from its lowest rung ({row['x_min']:.3f})"
+    return f"none up to {row['x_max']:.3f}"
+
+
+def dial_agreement_sentences(table: pd.DataFrame) -> list[str]:
+    """Per family and variant with two dials: the summaries on which the dials agree, and the transitions."""
+    out = []
+    if table.empty:
+        return out
+    for (family, variant), group in table[table["dials"] >= 2].groupby(["family", "variant"], sort=False):
+        agreeing = list(group[group["agree"] == True]["summary"])  # noqa: E712 (None is neither)
+        detail = " | ".join(f"{r['summary']}: {r['transitions']}" for r in group.to_dict("records"))
+        verdict = (f"the dials agree on {', '.join(agreeing)} only" if agreeing and len(agreeing) < len(group)
+                   else "the dials agree on every summary" if agreeing else "the dials agree on no summary")
+        out.append(f"{family}, {variant}: {verdict} ({detail})")
+    return out
+
+
 def _interval(row: dict[str, Any]) -> str:
     if math.isinf(row["low"]):
         return "[beyond the ladder]"

@@ -373,6 +373,7 @@ def ladder_results(ladder_dir: Path | str) -> LadderResults:
     lines = [f"{len(rung_rows)} rungs, {cells['model'].nunique()} of them with RL runs; x is the base model's "
              f"{summary}."]
     lines += ladder.transition_sentences(pd.DataFrame(data.get("transitions", [])))
+    lines += ladder.dial_agreement_sentences(pd.DataFrame(data.get("dial_agreement", [])))
     lines += ladder.separation_sentences(pd.DataFrame(data.get("separation", [])))
     lines += predict.validation_sentences(validation)
     lines += [f"warning: {w}" for w in data.get("warnings", [])]

@@ -341,3 +341,35 @@ def test_the_self_rewards_batch_is_a_subset_of_the_ladder_grid(tmp_path):
     assert set(batch["report"]["params"]["variants"]) <= set(ladder["report"]["params"]["variants"])
     plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "ladder_self_rewards.yaml"), tmp_path / "out")
     assert len(plan.cells) == 11 * 3 and plan.report.notebook == "06_alignment_ladder"
+
+
+@pytest.mark.parametrize("a, b, agree", [
+    # two transitions: overlapping intervals agree, disjoint ones do not
+    ({"status": "transition", "low": 0.10, "high": 0.20}, {"status": "transition", "low": 0.15, "high": 0.30}, True),
+    ({"status": "transition", "low": 0.05, "high": 0.07}, {"status": "transition", "low": 0.14, "high": 0.21}, False),
+    # a dial that never crossed agrees only if it never reached the other's interval
+    ({"status": "no transition within the ladder", "x_min": 0.04, "x_max": 0.27},
+     {"status": "transition", "low": 0.28, "high": 0.35}, True),
+    ({"status": "no transition within the ladder", "x_min": 0.04, "x_max": 0.98},
+     {"status": "transition", "low": 0.97, "high": 0.98}, False),
+    # holding from its lowest rung contradicts a transition above that rung
+    ({"status": "holds from the lowest rung", "x_min": 0.10, "x_max": 0.9},
+     {"status": "transition", "low": 0.3, "high": 0.4}, False),
+    ({"status": "no transition within the ladder", "x_min": 0.1, "x_max": 0.5},
+     {"status": "no transition within the ladder", "x_min": 0.0, "x_max": 0.6}, True),
+])
+def test_two_dials_transitions_agree_by_hand(a, b, agree):
+    assert ladder._consistent(a, b) is agree
+    assert ladder._consistent(b, a) is agree
+
+
+def test_dial_agreement_on_the_synthetic_ladder(lad):
+    """Every (family, variant, summary) gets a row; with two dials crossing, `agree` is a bool and the sentences
+    name the summaries the dials agree on."""
+    table = ladder.dial_agreement(lad, n_boot=200)
+    assert set(table["summary"]) <= set(rungs.SUMMARIES) and len(table) > 0
+    two = table[table["dials"] >= 2]
+    assert two["agree"].map(lambda v: isinstance(v, bool)).all()
+    sentences = ladder.dial_agreement_sentences(table)
+    assert len(sentences) == len(two.groupby(["family", "variant"]))
+    assert all("the dials agree on" in s for s in sentences)
