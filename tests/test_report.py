@@ -649,8 +649,20 @@ STUDY_CODE = ("mtalign/train.py", "mtalign/config.py", "mtalign/identity.py", "m
               "mtalign/trainer.py", "mtalign/precision.py", "mtalign/rewards.py", "mtalign/advantages.py",
               "mtalign/runs.py",
               "mtalign/toyworld.py", "mtalign/models.py", "mtalign/sampling.py", "mtalign/decode.py",
-              "mtalign/passk.py", "mtalign/tasks", "params/train", "params/variants.yaml", "params/toyworld.yaml",
+              "mtalign/passk.py", "mtalign/tasks", "params/variants.yaml", "params/toyworld.yaml",
               "params/grids/toy.yaml")
+
+
+def _preset_files(preset: str) -> list[str]:
+    """The preset's file and every file it inherits from: of params/train/, all that a run at `preset` reads (the
+    other presets, e.g. rehearsal.yaml, cannot change the study's numbers)."""
+    import yaml
+
+    files = []
+    while preset:
+        files.append(f"params/train/{preset}.yaml")
+        preset = yaml.safe_load((paths.ROOT / files[-1]).read_text()).get("inherits")
+    return files
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
@@ -685,7 +697,10 @@ def test_committed_report_is_built_from_the_committed_records():
     if _git("cat-file", "-e", f"{version}^{{commit}}").returncode != 0:
         pytest.skip(f"commit {version} that trained the runs is not in this clone (a shallow clone?): the study-code "
                     "comparison needs the history")
-    changed = _git("diff", "--name-only", version, "HEAD", "--", *STUDY_CODE)
+    presets = sorted({s["preset"] for s in report.load_study(RECORDS).summaries})
+    preset_files = sorted({f for p in presets for f in _preset_files(p)})
+    assert "params/train/toy.yaml" in preset_files and "params/train/_base.yaml" in preset_files, preset_files
+    changed = _git("diff", "--name-only", version, "HEAD", "--", *STUDY_CODE, *preset_files)
     assert changed.returncode == 0 and not changed.stdout.strip(), (
         f"study code changed since the runs were trained ({version}): {changed.stdout or changed.stderr}")
 
