@@ -136,8 +136,8 @@ def test_a_malformed_cost_table_is_one_clear_error(tmp_path):
 
 def test_the_alignment_cell_pays_for_building_only_the_toy_models_not_in_the_cache(toy_plan):
     """01_alignment measures every model of its cell and builds those the cache lacks: with the four toy models
-    cached it costs their measurement alone (a cached model is a folder with its config.json, as `ensure_model`
-    leaves it; the test's cache is empty, so they are marked built here rather than built for minutes)."""
+    cached it costs their measurement alone (a cached model is its folder, as `ensure_model` decides; the test's
+    cache is empty, so the folders are made here rather than the models built for minutes)."""
     from mtalign import toyworld
 
     costs = cost.load_costs()
