@@ -85,24 +85,26 @@ class Point:
 
 
 def load(study_dir: Path | str, k_max: int | None = None, n_boot: int = BOOTSTRAP,
-         records: Sequence[dict[str, Any]] = ()) -> Ladder:
+         records: Sequence[dict[str, Any]] = (), held_out: bool = False) -> Ladder:
     """The ladder a study folder holds: its runs (the grid's, through mtalign.study_files.load_study), the rung
     records that 06_alignment_ladder measured (`*.ladder.json`, and `records` measured elsewhere) and, for rungs
-    without one, 01_alignment's records."""
+    without one, 01_alignment's records. With `held_out`, the held-out rungs' runs instead (rungs.held_out): what
+    the ladder never saw, to validate predictions on."""
     from mtalign import study_files
 
     study = study_files.load_study(study_dir)
     return build(study.summaries, [*records, *load_records(study_dir), *study.alignment], k_max, n_boot,
-                 warnings=list(study.warnings))
+                 warnings=list(study.warnings), held_out=held_out)
 
 
 def build(summaries: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], k_max: int | None = None,
-          n_boot: int = BOOTSTRAP, warnings: list[str] | None = None) -> Ladder:
-    """A `Ladder` from run summaries and rung records (only models that are rungs of a declared ladder count)."""
+          n_boot: int = BOOTSTRAP, warnings: list[str] | None = None, held_out: bool = False) -> Ladder:
+    """A `Ladder` from run summaries and rung records (only models that are rungs of a declared ladder count; with
+    `held_out`, only the held-out rungs)."""
     warnings = list(warnings or [])
-    index = rung_index()
+    index = rung_index(held_out=held_out)
     rung_rows = rung_table(index, records, k_max, n_boot, warnings)
-    cells, seeds = gain_table(summaries, rung_rows, warnings)
+    cells, seeds = gain_table(summaries, rung_rows, warnings, index)
     return Ladder(rung_rows, cells, seeds, warnings)
 
 
@@ -135,14 +137,14 @@ def rung_table(index: dict[str, list[Rung]], records: Sequence[dict[str, Any]], 
     return frame.sort_values(["family", "dial", "position"]).reset_index(drop=True)
 
 
-def gain_table(summaries: Sequence[dict[str, Any]], rung_rows: pd.DataFrame,
-               warnings: list[str] | None = None) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[int, float]]]:
+def gain_table(summaries: Sequence[dict[str, Any]], rung_rows: pd.DataFrame, warnings: list[str] | None = None,
+               index: dict[str, list[Rung]] | None = None) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[int, float]]]:
     """verdicts.cell_verdicts on the runs of rung models (each run's primary evaluation task), joined with the rung
     table, and the per-seed gains behind them. Per rung, only the settings most of its runs share are analysed, and
     across rungs only the most common preset and step count (the ladder grid's frozen settings); what is left out
     is named in `warnings`, never pooled."""
     warnings = warnings if warnings is not None else []
-    index = rung_index()
+    index = index if index is not None else rung_index()
     mine = [s for s in summaries if s.get("model") in index and s.get("role", "study") == "study"]
     mine = _most_common(mine, lambda s: (s.get("preset"), s.get("steps")), "the ladder", "presets and step counts",
                         warnings)
@@ -172,6 +174,14 @@ def _most_common(runs: list[dict], key, where: str, what: str, warnings: list[st
     warnings.append(f"{where}: runs of {len(counts)} {what}; only the most common ({str(best)[:24]}, {kept} runs) "
                     f"is analysed, the other {len(runs) - kept} runs are left out")
     return [s for s in runs if key(s) == best]
+
+
+def trained_models(study_dir: Path | str) -> set[str]:
+    """The models with finished RL runs in a study folder's run store."""
+    from mtalign import runs
+
+    store = Path(study_dir) / "runs"
+    return {s["model"] for s in runs.load_summaries(store)} if store.is_dir() else set()
 
 
 def require_results(lad: Ladder, study_dir: Path | str) -> None:

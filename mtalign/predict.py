@@ -15,8 +15,9 @@ predicted verdict is mtalign.verdicts' rule applied to the fitted gain and margi
 interval its neighbouring rungs measured (what an experiment with as many seeds would show there); p(holds) is the
 share of bootstrap refits for which that rule says "holds".
 
-Validation (`leave_one_rung_out`, `cross_family`): predict each rung's verdict from the other rungs of its family, or
-from the other family's ladder, and compare with the verdict measured there: per claim, agreement and a Brier score
+Validation (`leave_one_rung_out`, `cross_family`, `held_out_rungs`): predict each rung's verdict from the other rungs
+of its family, or from the other family's ladder, or a rung built between two rungs that no fit saw from its
+family's whole ladder, and compare with the verdict measured there: per claim, agreement and a Brier score
 against a baseline that ignores alignment (the share of "holds" among the variant's training cells).
 """
 
@@ -122,12 +123,14 @@ def predict_all(lad: Ladder, x0: float, summary: str, families: Iterable[str] | 
 
 # -- validation --------------------------------------------------------------------------------------------------------
 def _validate(lad: Ladder, summary: str, scheme: str, splits: Iterable[tuple[str, list[str], list[str]]],
-              n_boot: int, seed: int) -> list[dict[str, Any]]:
-    """For each (training description, training families, held-out models): predict every held-out cell."""
+              n_boot: int, seed: int, targets: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """For each (training description, training families, held-out models): predict every held-out cell, a cell
+    of the ladder itself or, given `targets`, of those (the held-out rungs' cells)."""
     rows = []
     cells = lad.cells.drop_duplicates(["model", "variant"])
+    targets = cells if targets is None else targets.drop_duplicates(["model", "variant"])
     for trained_on, families, held_out in splits:
-        for cell in cells[cells["model"].isin(held_out) & (cells["variant"] != BASELINE)].to_dict("records"):
+        for cell in targets[targets["model"].isin(held_out) & (targets["variant"] != BASELINE)].to_dict("records"):
             if cell["verdict"] not in verdicts.VERDICTS or cell["verdict"] == verdicts.FEW or pd.isna(cell[summary]):
                 continue
             points = lad.points(cell["variant"], summary, families=families, exclude=[cell["model"]])
@@ -139,8 +142,10 @@ def _validate(lad: Ladder, summary: str, scheme: str, splits: Iterable[tuple[str
                          "model": cell["model"], "claim": cell["claim"], "variant": cell["variant"],
                          "summary": summary, "x": cell[summary], "position": predicted["position"],
                          "predicted": predicted["verdict"], "p_holds": predicted["p_holds"],
-                         "predicted_gain": predicted["gain"], "measured": cell["verdict"],
-                         "measured_gain": cell["gain"], "holds": float(cell["verdict"] == HOLDS),
+                         "predicted_gain": predicted["gain"], "predicted_low": predicted["gain_low"],
+                         "predicted_high": predicted["gain_high"], "measured": cell["verdict"],
+                         "measured_gain": cell["gain"], "measured_low": cell["gain_low"],
+                         "measured_high": cell["gain_high"], "holds": float(cell["verdict"] == HOLDS),
                          "p_baseline": float((training["verdict"] == HOLDS).mean())})
     return rows
 
@@ -160,6 +165,43 @@ def cross_family(lad: Ladder, summary: str = "pass@1", n_boot: int = VALIDATION_
     splits = [(f"{train} ladder", [train], sorted(set(lad.cells[lad.cells["family"] == test]["model"])))
               for train in families for test in families if test != train]
     return pd.DataFrame(_validate(lad, summary, "cross family", splits, n_boot, seed))
+
+
+def held_out_rungs(lad: Ladder, held: Ladder, summary: str = "pass@1", n_boot: int = VALIDATION_BOOT,
+                   seed: int = 0) -> pd.DataFrame:
+    """Each held-out rung (`held`: ladder.load(..., held_out=True)) predicted from its family's whole ladder, which
+    never saw it: the test closest to placing a new model with `mtalign predict`."""
+    if held.cells.empty:
+        return pd.DataFrame()
+    splits = [(f"{family} ladder", [family], sorted(set(held.cells[held.cells["family"] == family]["model"])))
+              for family in sorted(set(held.cells["family"]))]
+    return pd.DataFrame(_validate(lad, summary, "held-out rung", splits, n_boot, seed, targets=held.cells))
+
+
+HELD_OUT_COLUMNS = ["family", "model", "claim", "variant", "summary", "x", "predicted_gain", "predicted_low",
+                    "predicted_high", "predicted", "p_holds", "measured_gain", "measured_low", "measured_high",
+                    "measured"]
+
+
+def held_out_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The held-out rungs' cells, predicted against measured, one row each (`held_out_rungs`' rows)."""
+    return rows[HELD_OUT_COLUMNS] if len(rows) else pd.DataFrame(columns=HELD_OUT_COLUMNS)
+
+
+def held_out_sentences(rows: pd.DataFrame) -> list[str]:
+    """Per held-out rung: how many verdicts the ladder predicted, then each cell's prediction against measurement."""
+    out = []
+    for model, group in held_out_table(rows).groupby("model", sort=False):
+        first = group.iloc[0]
+        agree = int((group["predicted"] == group["measured"]).sum())
+        out.append(f"{model}, never seen by the {first['family']} ladder, at {first['summary']} {first['x']:.3f}: "
+                   f"{agree} of {len(group)} verdicts predicted exactly")
+        for r in group.to_dict("records"):
+            out.append(f"{model}, {r['variant']}: predicted {r['predicted_gain']:+.3f} [{r['predicted_low']:+.3f}, "
+                       f"{r['predicted_high']:+.3f}], {r['predicted']} (p(holds) {r['p_holds']:.2f}); measured "
+                       f"{r['measured_gain']:+.3f} [{r['measured_low']:+.3f}, {r['measured_high']:+.3f}], "
+                       f"{r['measured']}")
+    return out
 
 
 def brier(p: Sequence[float], y: Sequence[float]) -> float:

@@ -376,6 +376,7 @@ def ladder_results(ladder_dir: Path | str) -> LadderResults:
     lines += ladder.dial_agreement_sentences(pd.DataFrame(data.get("dial_agreement", [])))
     lines += ladder.separation_sentences(pd.DataFrame(data.get("separation", [])))
     lines += predict.validation_sentences(validation)
+    lines += predict.held_out_sentences(pd.DataFrame(data.get("held_out", [])))
     lines += [f"warning: {w}" for w in data.get("warnings", [])]
     figures.update({f"ladder__{_slug(claim.split(' ')[0])}": ladder.gain_figure(cells, claim, summary)
                     for claim in CLAIMS if claim in set(cells["claim"])})

@@ -35,7 +35,8 @@ class Rung:
     task: str  # the task family
     dial: str
     recipe: str
-    position: int  # 0 = the dial's first (least aligned) recipe
+    position: int  # 0 = the dial's first (least aligned) recipe; -1 for a held-out rung
+    held_out: bool = False  # built on the dial but left out of every ladder fit (`held_out:`), to test predictions
 
     @property
     def model(self) -> str:
@@ -74,6 +75,35 @@ def rungs(world: str = "toy", tasks: Sequence[str] | None = None, dials: Sequenc
     return out
 
 
+def held_out(config: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """dial -> the recipes params/toyworld.yaml's `held_out:` builds on it and keeps out of the ladder."""
+    config = config or toyworld.load_config()
+    declared, on_ladder = config.get("held_out") or {}, ladders(config)
+    if not isinstance(declared, dict):
+        raise ValueError(f"{toyworld.CONFIG_FILE}: `held_out:` must map a dial to recipes, got {declared!r}")
+    for dial, recipes in declared.items():
+        if dial not in on_ladder:
+            raise ValueError(f"{toyworld.CONFIG_FILE}: held-out dial {dial!r} is not a ladder; ladders: "
+                             f"{', '.join(on_ladder)}")
+        bad = [r for r in recipes if r not in config["recipes"] or r in on_ladder[dial]]
+        if bad:
+            raise ValueError(f"{toyworld.CONFIG_FILE}: held-out rung(s) {', '.join(bad)} of {dial} must be recipes "
+                             f"that are not on its ladder ({', '.join(on_ladder[dial])})")
+    return {str(dial): list(recipes) for dial, recipes in declared.items()}
+
+
+def held_out_rungs(world: str = "toy", tasks: Sequence[str] | None = None,
+                   config: dict[str, Any] | None = None) -> list[Rung]:
+    """The held-out rungs on `tasks` (default every task family) in `world`: the ladder never fits them."""
+    config = config or toyworld.load_config()
+    bad = [t for t in tasks or [] if t not in config["tasks"]]
+    if bad or world not in config["worlds"]:
+        raise ValueError(f"unknown world or task(s) {', '.join([world, *bad])}; worlds: {', '.join(config['worlds'])}"
+                         f"; tasks: {', '.join(config['tasks'])}")
+    return [Rung(world, task, dial, recipe, -1, held_out=True) for task in tasks or list(config["tasks"])
+            for dial, recipes in held_out(config).items() for recipe in recipes]
+
+
 def spread(length: int, count: int) -> list[int]:
     """`count` indices of 0..length-1 spread evenly, both ends included (all of them when count <= 0 or >= length)."""
     if count <= 0 or count >= length:
@@ -83,12 +113,13 @@ def spread(length: int, count: int) -> list[int]:
     return sorted({int(round(i * (length - 1) / (count - 1))) for i in range(count)})
 
 
-def rung_index(config: dict[str, Any] | None = None) -> dict[str, list[Rung]]:
-    """model name -> its rungs (a recipe on two dials is a rung of each), over every world and task."""
+def rung_index(config: dict[str, Any] | None = None, held_out: bool = False) -> dict[str, list[Rung]]:
+    """model name -> its rungs (a recipe on two dials is a rung of each), over every world and task; with `held_out`,
+    the held-out rungs instead of the ladder's."""
     config = config or toyworld.load_config()
     index: dict[str, list[Rung]] = {}
     for world in config["worlds"]:
-        for rung in rungs(world, config=config):
+        for rung in (held_out_rungs if held_out else rungs)(world, config=config):
             index.setdefault(rung.model, []).append(rung)
     return index
 

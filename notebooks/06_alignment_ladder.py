@@ -75,11 +75,15 @@ def say(lines):  # numbers turned into sentences by mtalign, shown as a list
 # ## Alignment of every rung
 # Each rung's base model is sampled `n` times on each held-out problem (`rungs.measure`: the same samples as
 # 01_alignment draws, whose pass@k it reproduces, with each sample's answer kept for maj@k). A study's existing
-# records are reused; with `study_dir` only rungs without one are sampled.
+# records are reused; with `study_dir` only rungs without one are sampled. A study's held-out rungs
+# (params/toyworld.yaml `held_out:`, built between two rungs and left out of every fit) are measured too when it
+# has runs on them: they test the predictions at the end.
 
 # %%
 have = {r["model"] for r in rungs.load_records(study_dir)} if study_dir else set()
-todo = [r for r in ladder_rungs if r.model not in have] if measure else []
+trained = ladder.trained_models(study_dir) if study_dir else set()
+held_rungs = [r for r in rungs.held_out_rungs(world, tasks) if r.model in trained]
+todo = [r for r in ladder_rungs + held_rungs if r.model not in have] if measure else []
 records = rungs.measure_rungs(todo, run_dir / "alignment", n=n, problems=problems, workers=workers)
 
 # %% [markdown]
@@ -90,11 +94,13 @@ records = rungs.measure_rungs(todo, run_dir / "alignment", n=n, problems=problem
 # %%
 if study_dir:
     lad = ladder.load(study_dir, k_max or None, bootstrap, records=records)
+    held = ladder.load(study_dir, k_max or None, bootstrap, records=records, held_out=True)
 else:
     summaries = [s for r in ladder_rungs for seed in seeds
                  for s in claims.run_claim(r.model, seed, variants, runs_dir or None, log=lambda message: None,
                                            **cell.train_kwargs)]
     lad = ladder.build(summaries, records, k_max or None, bootstrap)
+    held = ladder.build([], [], held_out=True)  # held-out rungs are read from a study, never trained here
 for warning in lad.warnings:
     print(f"warning: {warning}")
 analysed = [v for v in ladder.variants_of(lad) if v == verdicts.BASELINE or v in variants]
@@ -198,19 +204,30 @@ ladder.best_summaries(separation).round(3)
 # %% [markdown]
 # ## Does the ladder predict verdicts it did not see?
 # `mtalign predict` fits, per variant, the rungs' gains and margins piecewise linearly over `summary` and reads off a
-# verdict and p(holds) for any alignment. Validated two ways: **leave one rung out** (each rung's verdicts
-# predicted from the other rungs of its family, both dials) and **cross family** (one family's ladder predicts the
-# other's). The Brier score of p(holds) is set against a baseline that ignores alignment: the share of the
-# variant's training cells that hold.
+# verdict and p(holds) for any alignment. Validated three ways: **leave one rung out** (each rung's verdicts
+# predicted from the other rungs of its family, both dials), **cross family** (one family's ladder predicts the
+# other's) and **held-out rung** (a rung built between two ladder rungs, which no fit saw, predicted from its
+# family's whole ladder: what `mtalign predict` does for a new model). The Brier score of p(holds) is set against a
+# baseline that ignores alignment: the share of the variant's training cells that hold.
 
 # %%
+held_out_rows = predict.held_out_rungs(lad, held, summary, n_boot=bootstrap)
 validation = pd.concat([predict.leave_one_rung_out(lad, summary, n_boot=bootstrap),
-                        predict.cross_family(lad, summary, n_boot=bootstrap)], ignore_index=True)
+                        predict.cross_family(lad, summary, n_boot=bootstrap), held_out_rows], ignore_index=True)
 validation_table = predict.validation_summary(validation)
 say(predict.validation_sentences(validation_table))
 if len(set(lad.cells["family"])) < 2:
     print("cross family: needs both task families on the ladder; only", ", ".join(sorted(set(lad.cells["family"]))))
 validation_table.round(3)
+
+# %% [markdown]
+# Each held-out rung's cells, predicted against measured: the alignment it was placed at, the gain the ladder's
+# curves gave there and the gain its seeds measured, the predicted verdict (with p(holds)) and the measured one.
+
+# %%
+say(predict.held_out_sentences(held_out_rows) or ["no held-out rung has runs in this study "
+                                                  "(params/grids/ladder_heldout.yaml trains them)"])
+predict.held_out_table(held_out_rows).round(3)
 
 # %% [markdown]
 # A skill above 0 (a Brier score below the baseline's) means alignment carries information about whether the claim
@@ -227,4 +244,5 @@ notebook.write_metrics(
     rungs=lad.rungs.to_dict(orient="records"), cells=cells.to_dict(orient="records"), monotone_falls=falls,
     transitions=transitions.to_dict(orient="records"), dial_agreement=agreement.to_dict(orient="records"),
     separation=separation.to_dict(orient="records"),
-    validation=validation_table.to_dict(orient="records"), warnings=lad.warnings)
+    validation=validation_table.to_dict(orient="records"),
+    held_out=predict.held_out_table(held_out_rows).to_dict(orient="records"), warnings=lad.warnings + held.warnings)

@@ -71,6 +71,18 @@ def synthetic_ladder(out: Path, families=("chain_sum", "mini_sudoku"), gains=Non
     return out
 
 
+def add_held_out_rungs(out: Path, pass1: float = 0.5, families=("chain_sum",), variants=None, seeds=(0, 1, 2)) -> Path:
+    """The held-out rungs (params/toyworld.yaml `held_out:`) of `families` written into a synthetic ladder study at
+    pass@1 `pass1`, with runs of `variants` (default every GAINS variant) following GAINS."""
+    for rung in rungs.held_out_rungs("toy", families):
+        rungs.write_record(synthetic_record(rung.model, rung.task, pass1, False), out / "06_alignment_ladder")
+        for variant in variants or GAINS:
+            for seed in seeds:
+                summary = run_summary(rung.model, rung.task, variant, seed, GAINS[variant](pass1, False) + JITTER[seed])
+                runinfo.write_json(out / "runs" / "toy" / summary["run"] / "summary.json", summary)
+    return out
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     return synthetic_ladder(tmp_path_factory.mktemp("ladder") / "study")
@@ -89,6 +101,25 @@ def test_ladders_are_read_from_toyworld_yaml():
     micro = rungs.rungs("micro", ["chain_sum"])
     assert [r.model for r in micro] == [f"micro-chain_sum-{r}" for rs in config["ladders"].values() for r in rs]
     assert all(r.model in toyworld.list_models() for r in rungs.rungs("toy"))
+
+
+def test_held_out_rungs_are_recipes_built_on_a_dial_that_no_ladder_fit_sees():
+    config = toyworld.load_config()
+    held = rungs.held_out_rungs("toy", ["chain_sum"])
+    assert [(r.model, r.dial, r.held_out) for r in held] == [
+        (f"toy-chain_sum-{recipe}", dial, True) for dial, recipes in config["held_out"].items() for recipe in recipes]
+    assert all(r.model in toyworld.list_models() for r in held)
+    ladder_models, held_models = set(rungs.rung_index()), set(rungs.rung_index(held_out=True))
+    assert held_models and not ladder_models & held_models
+    # a held-out rung sits between two rungs of its dial: its answer fidelity lies inside the dial's range
+    for dial, recipes in config["held_out"].items():
+        fidelities = [config["recipes"][r]["answer_fidelity"] for r in config["ladders"][dial]]
+        assert all(min(fidelities) < config["recipes"][r]["answer_fidelity"] < max(fidelities) for r in recipes)
+    for bad, message in (({"fidelity": ["fid50"]}, "not on its ladder"), ({"fidelity": ["nope"]}, "must be recipes"),
+                         ({"sideways": ["fid60"]}, "not a ladder; ladders: fidelity, diffuse"),
+                         (["fid60"], "must map a dial")):
+        with pytest.raises(ValueError, match=message):
+            rungs.held_out({**config, "held_out": bad})
 
 
 def test_a_smoke_ladder_keeps_each_dials_ends():
@@ -341,6 +372,22 @@ def test_the_self_rewards_batch_is_a_subset_of_the_ladder_grid(tmp_path):
     assert set(batch["report"]["params"]["variants"]) <= set(ladder["report"]["params"]["variants"])
     plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "ladder_self_rewards.yaml"), tmp_path / "out")
     assert len(plan.cells) == 22 * 3 and plan.report.notebook == "06_alignment_ladder"
+
+
+def test_the_held_out_batch_trains_the_held_out_rungs_only(tmp_path):
+    """params/grids/ladder_heldout.yaml lists params/toyworld.yaml's held-out rungs (never a ladder rung), with the
+    ladder grid's seeds and preset and variants of 02's, and reports through 06 like the ladder."""
+    from mtalign import grid
+
+    ladder_grid = yaml.safe_load((paths.PARAMS / "grids" / "ladder.yaml").read_text())
+    batch = yaml.safe_load((paths.PARAMS / "grids" / "ladder_heldout.yaml").read_text())
+    entry, full = batch["notebooks"]["02_reward_signal"], ladder_grid["notebooks"]["02_reward_signal"]
+    assert entry["grid"]["model"] == [r.model for r in rungs.held_out_rungs("toy")]
+    assert not set(entry["grid"]["model"]) & set(full["grid"]["model"])
+    assert entry["grid"]["seed"] == full["grid"]["seed"] and batch["defaults"] == ladder_grid["defaults"]
+    assert set(entry["params"]["variants"]) <= set(full["params"]["variants"])
+    plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "ladder_heldout.yaml"), tmp_path / "out")
+    assert len(plan.cells) == 2 * 3 and plan.report.notebook == "06_alignment_ladder"
 
 
 @pytest.mark.parametrize("a, b, agree", [

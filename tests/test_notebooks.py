@@ -193,11 +193,11 @@ def test_06_reads_a_ladder_study_and_the_report_shows_its_results(tmp_path):
     run summaries, nothing trained or sampled) writes its transitions, separation and validation, and 99_report's
     ladder section reads them in the same words; without a ladder it says what to run."""
     from mtalign import report
-    from test_ladder import synthetic_ladder
+    from test_ladder import add_held_out_rungs, synthetic_ladder
 
     assert not report.ladder_results(tmp_path / "none").found
     assert "mtalign study --params params/grids/ladder.yaml" in report.ladder_results(tmp_path / "none").text
-    study = synthetic_ladder(tmp_path / "ladder")
+    study = add_held_out_rungs(synthetic_ladder(tmp_path / "ladder"), pass1=0.5, variants=("ground_truth", "psr"))
     run_dir = study / "06_alignment_ladder"
     injected = {"world": "toy", "tasks": ["chain_sum", "mini_sudoku"], "rungs_per_dial": 0, "seeds": [0, 1, 2],
                 "variants": ["psr", "nsr", "random", "majority_vote"], "bootstrap": 50, "measure": False,
@@ -207,12 +207,16 @@ def test_06_reads_a_ladder_study_and_the_report_shows_its_results(tmp_path):
                                parameters=injected, kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["rungs"]) == 22 and metrics["validation"] and metrics["transitions"]
+    # the held-out rung is in no fit, and is predicted from its family's ladder
+    assert [(r["model"], r["variant"]) for r in metrics["held_out"]] == [("toy-chain_sum-fid60", "psr")]
+    assert "held-out rung" in {r["scheme"] for r in metrics["validation"]}
 
     shown = report.ladder_results(study)
     assert shown.found and "22 rungs, 22 of them with RL runs" in shown.text
     # psr's synthetic margin crosses 0 at pass@1 = 0.30 on every dial (tests/test_ladder.py GAINS)
     assert "chain_sum fidelity, psr: reaches half of ground truth's gain at pass@1 0.3" in shown.text
     assert "leave one rung out" in shown.text.lower() and "Brier" in shown.text
+    assert "toy-chain_sum-fid60, never seen by the chain_sum ladder, at pass@1 0.500: 1 of 1" in shown.text
     assert set(shown.figures) == {"ladder_alignment", "ladder__RQ1", "ladder__RQ3"}
     assert len(shown.validation) == len(metrics["validation"])
     # rungs measured, no RL run yet (the committed ladder today): the rungs are shown and the command to train given
