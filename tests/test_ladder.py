@@ -374,6 +374,25 @@ def test_the_self_rewards_batch_is_a_subset_of_the_ladder_grid(tmp_path):
     assert len(plan.cells) == 22 * 3 and plan.report.notebook == "06_alignment_ladder"
 
 
+def test_the_one_variant_per_claim_batch_is_a_subset_of_the_ladder_grid(tmp_path):
+    """params/grids/ladder_one_per_claim.yaml: every rung, the ladder's seeds and preset, at least one variant of each
+    claim, each a variant its notebook runs in the full grid (so the full grid reuses every run)."""
+    from mtalign import grid
+
+    ladder_grid = yaml.safe_load((paths.PARAMS / "grids" / "ladder.yaml").read_text())
+    batch = yaml.safe_load((paths.PARAMS / "grids" / "ladder_one_per_claim.yaml").read_text())
+    assert batch["defaults"] == ladder_grid["defaults"]
+    for name, entry in batch["notebooks"].items():
+        full = ladder_grid["notebooks"][name]
+        assert entry["grid"] == full["grid"], name
+        assert set(entry["params"]["variants"]) <= set(full["params"]["variants"]), name
+    ran = {v for entry in batch["notebooks"].values() for v in entry["params"]["variants"]}
+    assert all(ran & set(variants) for variants in verdicts.CLAIMS.values()), "a claim without a variant"
+    assert set(batch["report"]["params"]["variants"]) == ran
+    plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "ladder_one_per_claim.yaml"), tmp_path / "out")
+    assert len(plan.cells) == 3 * 22 * 3 and plan.report.notebook == "06_alignment_ladder"
+
+
 def test_the_held_out_batch_trains_the_held_out_rungs_only(tmp_path):
     """params/grids/ladder_heldout.yaml lists params/toyworld.yaml's held-out rungs (never a ladder rung), with the
     ladder grid's seeds and preset and variants of 02's, and reports through 06 like the ladder."""
