@@ -86,15 +86,19 @@ class Point:
 
 def load(study_dir: Path | str, k_max: int | None = None, n_boot: int = BOOTSTRAP,
          records: Sequence[dict[str, Any]] = (), held_out: bool = False) -> Ladder:
-    """The ladder a study folder holds: its runs (the grid's, through mtalign.study_files.load_study), the rung
-    records that 06_alignment_ladder measured (`*.ladder.json`, and `records` measured elsewhere) and, for rungs
+    """The ladder a study folder holds: every finished run in its run store (whichever batch grid trained it), the
+    rung records that 06_alignment_ladder measured (`*.ladder.json`, and `records` measured elsewhere) and, for rungs
     without one, 01_alignment's records. With `held_out`, the held-out rungs' runs instead (rungs.held_out): what
     the ladder never saw, to validate predictions on."""
     from mtalign import study_files
 
     study = study_files.load_study(study_dir)
-    return build(study.summaries, [*records, *load_records(study_dir), *study.alignment], k_max, n_boot,
-                 warnings=list(study.warnings), held_out=held_out)
+    warnings = list(study.warnings)
+    # the whole run store, not only the runs the last grid asked for: the ladder is filled by batch grids (each a
+    # subset of params/grids/ladder.yaml) and the manifest names only the last one's cells
+    summaries = study_files.store_summaries(study_dir, [])
+    return build(summaries, [*records, *load_records(study_dir), *study.alignment], k_max, n_boot,
+                 warnings=warnings, held_out=held_out)
 
 
 def build(summaries: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], k_max: int | None = None,

@@ -90,6 +90,12 @@ def _load_manifest(study: Path, warnings: list[str]) -> dict[str, Any] | None:
         return None
 
 
+def store_summaries(study_dir: Path | str, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every finished study run in a study folder's run store, whichever grid asked for it (`load_study` keeps only
+    the current manifest's): a folder filled batch by batch, like the alignment ladder's, is read whole."""
+    return _load_summaries(Path(study_dir) / "runs", warnings if warnings is not None else [])
+
+
 def _load_summaries(runs_dir: Path, warnings: list[str]) -> list[dict[str, Any]]:
     if not runs_dir.is_dir():
         return []

@@ -93,6 +93,17 @@ def lad(store) -> ladder.Ladder:
     return ladder.load(store, n_boot=200)
 
 
+def test_a_ladder_folder_is_read_whole_whichever_batch_grid_ran_last(tmp_path, lad):
+    """A ladder folder is filled by batch grids, and its manifest names only the last one's cells (here one cell of
+    the held-out batch): the ladder still reads every run in the store."""
+    store = synthetic_ladder(tmp_path / "study")
+    cell = {"name": "02_reward_signal__model=toy-chain_sum-fid60__seed=0", "notebook": "02_reward_signal",
+            "status": "finished", "dir": None, "parameters": {"model": "toy-chain_sum-fid60", "seed": 0,
+                                                               "variants": ["majority_vote"]}}
+    runinfo.write_json(store / "manifest.json", {"grid": {}, "cells": [cell]})
+    assert len(ladder.load(store, n_boot=20).cells) == len(lad.cells) == 2 * 11 * len(GAINS)
+
+
 # -- the rungs come from params/toyworld.yaml only ---------------------------------------------------------------
 def test_ladders_are_read_from_toyworld_yaml():
     config = toyworld.load_config()
