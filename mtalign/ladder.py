@@ -93,12 +93,12 @@ def load(study_dir: Path | str, k_max: int | None = None, n_boot: int = BOOTSTRA
     from mtalign import study_files
 
     study = study_files.load_study(study_dir)
-    warnings = list(study.warnings)
     # the whole run store, not only the runs the last grid asked for: the ladder is filled by batch grids (each a
-    # subset of params/grids/ladder.yaml) and the manifest names only the last one's cells
-    summaries = study_files.store_summaries(study_dir, [])
+    # subset of params/grids/ladder.yaml) and the manifest names only the last one's cells (a damaged summary is
+    # already among load_study's warnings)
+    summaries = study_files.store_summaries(study_dir)
     return build(summaries, [*records, *load_records(study_dir), *study.alignment], k_max, n_boot,
-                 warnings=warnings, held_out=held_out)
+                 warnings=list(study.warnings), held_out=held_out)
 
 
 def build(summaries: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], k_max: int | None = None,
@@ -182,10 +182,9 @@ def _most_common(runs: list[dict], key, where: str, what: str, warnings: list[st
 
 def trained_models(study_dir: Path | str) -> set[str]:
     """The models with finished RL runs in a study folder's run store."""
-    from mtalign import runs
+    from mtalign import study_files
 
-    store = Path(study_dir) / "runs"
-    return {s["model"] for s in runs.load_summaries(store)} if store.is_dir() else set()
+    return {s["model"] for s in study_files.store_summaries(study_dir)}
 
 
 def require_results(lad: Ladder, study_dir: Path | str) -> None:

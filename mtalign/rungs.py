@@ -62,17 +62,23 @@ def rungs(world: str = "toy", tasks: Sequence[str] | None = None, dials: Sequenc
     that many rungs of each dial, spread evenly from its first to its last (a smoke ladder)."""
     config = config or toyworld.load_config()
     declared = ladders(config)
-    for kind, wanted, valid in (("world", [world], config["worlds"]), ("task", tasks or [], config["tasks"]),
-                                ("dial", dials or [], declared)):
-        bad = [w for w in wanted if w not in valid]
-        if bad:
-            raise ValueError(f"unknown {kind}(s) {', '.join(map(str, bad))}; valid: {', '.join(valid)}")
+    _check_names(config, world, tasks, dials)
     out = []
     for task in tasks or list(config["tasks"]):
         for dial in dials or list(declared):
             recipes = declared[dial]
             out += [Rung(world, task, dial, recipes[i], i) for i in spread(len(recipes), per_dial)]
     return out
+
+
+def _check_names(config: dict[str, Any], world: str, tasks: Sequence[str] | None,
+                 dials: Sequence[str] | None = None) -> None:
+    """An unknown world, task or dial is one error naming the valid ones."""
+    for kind, wanted, valid in (("world", [world], config["worlds"]), ("task", tasks or [], config["tasks"]),
+                                ("dial", dials or [], ladders(config))):
+        bad = [w for w in wanted if w not in valid]
+        if bad:
+            raise ValueError(f"unknown {kind}(s) {', '.join(map(str, bad))}; valid: {', '.join(valid)}")
 
 
 def held_out(config: dict[str, Any] | None = None) -> dict[str, list[str]]:
@@ -96,10 +102,7 @@ def held_out_rungs(world: str = "toy", tasks: Sequence[str] | None = None,
                    config: dict[str, Any] | None = None) -> list[Rung]:
     """The held-out rungs on `tasks` (default every task family) in `world`: the ladder never fits them."""
     config = config or toyworld.load_config()
-    bad = [t for t in tasks or [] if t not in config["tasks"]]
-    if bad or world not in config["worlds"]:
-        raise ValueError(f"unknown world or task(s) {', '.join([world, *bad])}; worlds: {', '.join(config['worlds'])}"
-                         f"; tasks: {', '.join(config['tasks'])}")
+    _check_names(config, world, tasks)
     return [Rung(world, task, dial, recipe, -1, held_out=True) for task in tasks or list(config["tasks"])
             for dial, recipes in held_out(config).items() for recipe in recipes]
 

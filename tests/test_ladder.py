@@ -131,6 +131,10 @@ def test_held_out_rungs_are_recipes_built_on_a_dial_that_no_ladder_fit_sees():
                          (["fid60"], "must map a dial")):
         with pytest.raises(ValueError, match=message):
             rungs.held_out({**config, "held_out": bad})
+    with pytest.raises(ValueError, match=r"unknown task\(s\) sudoku9; valid: chain_sum, mini_sudoku"):
+        rungs.held_out_rungs("toy", ["sudoku9"])
+    with pytest.raises(ValueError, match=r"unknown world\(s\) huge; valid: toy, micro"):
+        rungs.held_out_rungs("huge")
 
 
 def test_a_smoke_ladder_keeps_each_dials_ends():

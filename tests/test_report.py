@@ -658,8 +658,6 @@ STUDY_CODE = ("mtalign/train.py", "mtalign/config.py", "mtalign/identity.py", "m
 def _preset_files(preset: str) -> list[str]:
     """The preset's file and every file it inherits from: of params/train/, all that a run at `preset` reads (the
     other presets, e.g. rehearsal.yaml, cannot change the study's numbers)."""
-    import yaml
-
     files = []
     while preset:
         files.append(f"params/train/{preset}.yaml")
@@ -699,14 +697,15 @@ def test_committed_report_is_built_from_the_committed_records():
     if _git("cat-file", "-e", f"{version}^{{commit}}").returncode != 0:
         pytest.skip(f"commit {version} that trained the runs is not in this clone (a shallow clone?): the study-code "
                     "comparison needs the history")
-    presets = sorted({s["preset"] for s in report.load_study(RECORDS).summaries})
+    summaries = report.load_study(RECORDS).summaries
+    presets = sorted({s["preset"] for s in summaries})
     preset_files = sorted({f for p in presets for f in _preset_files(p)})
     assert "params/train/toy.yaml" in preset_files and "params/train/_base.yaml" in preset_files, preset_files
     changed = _git("diff", "--name-only", version, "HEAD", "--", *STUDY_CODE, *preset_files)
     assert changed.returncode == 0 and not changed.stdout.strip(), (
         f"study code changed since the runs were trained ({version}): {changed.stdout or changed.stderr}")
     then = yaml.safe_load(_git("show", f"{version}:params/toyworld.yaml").stdout)
-    for model in sorted({s["model"] for s in report.load_study(RECORDS).summaries}):
+    for model in sorted({s["model"] for s in summaries}):
         assert toyworld.spec(model, then) == toyworld.spec(model, toyworld.load_config()), (
             f"{model}'s recipe, world or task difficulty in params/toyworld.yaml changed since {version}")
 
