@@ -71,14 +71,18 @@ def synthetic_ladder(out: Path, families=("chain_sum", "mini_sudoku"), gains=Non
     return out
 
 
-def add_held_out_rungs(out: Path, pass1: float = 0.5, families=("chain_sum",), variants=None, seeds=(0, 1, 2)) -> Path:
-    """The held-out rungs (params/toyworld.yaml `held_out:`) of `families` written into a synthetic ladder study at
-    pass@1 `pass1`, with runs of `variants` (default every GAINS variant) following GAINS."""
+def add_held_out_rungs(out: Path, pass1: float = 0.5, families=("chain_sum",), variants=None, seeds=(0, 1, 2),
+                       dials=None) -> Path:
+    """The held-out rungs (params/toyworld.yaml `held_out:`) of `families` (and `dials`, default all) written into a
+    synthetic ladder study at pass@1 `pass1`, with runs of `variants` (default every GAINS variant) following GAINS."""
     for rung in rungs.held_out_rungs("toy", families):
-        rungs.write_record(synthetic_record(rung.model, rung.task, pass1, False), out / "06_alignment_ladder")
+        if dials and rung.dial not in dials:
+            continue
+        diffuse = rung.dial == "diffuse"
+        rungs.write_record(synthetic_record(rung.model, rung.task, pass1, diffuse), out / "06_alignment_ladder")
         for variant in variants or GAINS:
             for seed in seeds:
-                summary = run_summary(rung.model, rung.task, variant, seed, GAINS[variant](pass1, False) + JITTER[seed])
+                summary = run_summary(rung.model, rung.task, variant, seed, GAINS[variant](pass1, diffuse) + JITTER[seed])
                 runinfo.write_json(out / "runs" / "toy" / summary["run"] / "summary.json", summary)
     return out
 
@@ -410,18 +414,26 @@ def test_the_one_variant_per_claim_batch_is_a_subset_of_the_ladder_grid(tmp_path
 
 def test_the_held_out_batch_trains_the_held_out_rungs_only(tmp_path):
     """params/grids/ladder_heldout.yaml lists params/toyworld.yaml's held-out rungs (never a ladder rung), with the
-    ladder grid's seeds and preset and variants of 02's, and reports through 06 like the ladder."""
+    ladder grid's seeds and preset, the variants the one-per-claim batch runs on every rung (so each held-out cell has
+    a ladder to be predicted from), and reports through 06 like the ladder."""
     from mtalign import grid
 
     ladder_grid = yaml.safe_load((paths.PARAMS / "grids" / "ladder.yaml").read_text())
+    per_claim = yaml.safe_load((paths.PARAMS / "grids" / "ladder_one_per_claim.yaml").read_text())
     batch = yaml.safe_load((paths.PARAMS / "grids" / "ladder_heldout.yaml").read_text())
-    entry, full = batch["notebooks"]["02_reward_signal"], ladder_grid["notebooks"]["02_reward_signal"]
-    assert entry["grid"]["model"] == [r.model for r in rungs.held_out_rungs("toy")]
-    assert not set(entry["grid"]["model"]) & set(full["grid"]["model"])
-    assert entry["grid"]["seed"] == full["grid"]["seed"] and batch["defaults"] == ladder_grid["defaults"]
-    assert set(entry["params"]["variants"]) <= set(full["params"]["variants"])
+    held = [r.model for r in rungs.held_out_rungs("toy")]
+    assert {r.dial for r in rungs.held_out_rungs("toy")} == {"fidelity", "diffuse"}
+    assert batch["defaults"] == ladder_grid["defaults"]
+    assert set(batch["notebooks"]) == set(per_claim["notebooks"])
+    for name, entry in batch["notebooks"].items():
+        full = ladder_grid["notebooks"][name]
+        assert entry["grid"]["model"] == held, name
+        assert not set(entry["grid"]["model"]) & set(full["grid"]["model"]), name
+        assert entry["grid"]["seed"] == full["grid"]["seed"], name
+        assert entry["params"]["variants"] == per_claim["notebooks"][name]["params"]["variants"], name
+    assert batch["report"]["params"]["variants"] == per_claim["report"]["params"]["variants"]
     plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "ladder_heldout.yaml"), tmp_path / "out")
-    assert len(plan.cells) == 2 * 3 and plan.report.notebook == "06_alignment_ladder"
+    assert len(plan.cells) == 3 * 4 * 3 and plan.report.notebook == "06_alignment_ladder"
 
 
 @pytest.mark.parametrize("a, b, agree", [

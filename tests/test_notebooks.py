@@ -197,7 +197,8 @@ def test_06_reads_a_ladder_study_and_the_report_shows_its_results(tmp_path):
 
     assert not report.ladder_results(tmp_path / "none").found
     assert "mtalign study --params params/grids/ladder.yaml" in report.ladder_results(tmp_path / "none").text
-    study = add_held_out_rungs(synthetic_ladder(tmp_path / "ladder"), pass1=0.5, variants=("ground_truth", "psr"))
+    study = add_held_out_rungs(synthetic_ladder(tmp_path / "ladder"), pass1=0.5, variants=("ground_truth", "psr"),
+                               dials=("fidelity",))
     run_dir = study / "06_alignment_ladder"
     injected = {"world": "toy", "tasks": ["chain_sum", "mini_sudoku"], "rungs_per_dial": 0, "seeds": [0, 1, 2],
                 "variants": ["psr", "nsr", "random", "majority_vote"], "bootstrap": 50, "measure": False,

@@ -115,25 +115,32 @@ def test_cross_family_transfers_a_shared_pattern_and_misses_a_different_one(tmp_
 
 
 def test_a_held_out_rung_is_predicted_from_the_ladder_that_never_saw_it(tmp_path):
-    """A fid60 rung written into the synthetic study: the ladder leaves it out of every fit, and its verdicts are
-    predicted from its family's rungs: psr (transition at pass@1 0.30) holds above it and fails below."""
+    """The held-out rungs (fid60, diffuse20) written into the synthetic study: the ladder leaves them out of every
+    fit, and their verdicts are predicted from their family's rungs: psr (transition at pass@1 0.30) holds above it
+    and fails below; majority vote holds on every diffuse rung and fails on fidelity rungs below pass@1 0.6."""
     store = add_held_out_rungs(synthetic_ladder(tmp_path / "study", families=("chain_sum",)), pass1=0.5,
                                variants=("ground_truth", "psr", "majority_vote"))
     lad, out = ladder.load(store, n_boot=50), ladder.load(store, n_boot=50, held_out=True)
-    assert "toy-chain_sum-fid60" not in set(lad.cells["model"])  # no fit sees it
-    assert set(out.cells["model"]) == {"toy-chain_sum-fid60"} and "toy-chain_sum-fid60" in ladder.trained_models(store)
+    held = {"toy-chain_sum-fid60", "toy-chain_sum-diffuse20"}
+    assert not held & set(lad.cells["model"])  # no fit sees them
+    assert set(out.cells["model"]) == held and held <= set(ladder.trained_models(store))
     rows = predict.held_out_rungs(lad, out, "pass@1", n_boot=100)
     assert set(rows["scheme"]) == {"held-out rung"} and set(rows["variant"]) == {"psr", "majority_vote"}
-    by = rows.set_index("variant")
+    by = rows[rows["model"] == "toy-chain_sum-fid60"].set_index("variant")
     assert by.loc["psr", "x"] == pytest.approx(0.5) and by.loc["psr", "position"] == "inside"
     assert by.loc["psr", "predicted"] == by.loc["psr", "measured"] == verdicts.HOLDS
     assert by.loc["psr", "predicted_gain"] == pytest.approx(0.35, abs=1e-9)  # x - 0.15, linear between rungs
-    # majority vote turns at 0.6 on the fidelity dial: at 0.5 it measured no gain
+    # majority vote turns at 0.6 on the fidelity dial: at 0.5 it measured no gain, on the diffuse dial it holds
     assert by.loc["majority_vote", "measured"] != verdicts.HOLDS
+    diffuse = rows[rows["model"] == "toy-chain_sum-diffuse20"].set_index("variant")
+    assert diffuse.loc["majority_vote", "measured"] == verdicts.HOLDS
     table = predict.held_out_table(rows)
-    assert list(table.columns) == predict.HELD_OUT_COLUMNS and len(table) == 2
+    assert list(table.columns) == predict.HELD_OUT_COLUMNS and len(table) == 4
     lines = predict.held_out_sentences(rows)
-    assert lines[0].startswith("toy-chain_sum-fid60, never seen by the chain_sum ladder, at pass@1 0.500: ")
+    assert any(line.startswith("toy-chain_sum-fid60, never seen by the chain_sum ladder, at pass@1 0.500: ")
+               for line in lines)
+    assert any(line.startswith("toy-chain_sum-diffuse20, never seen by the chain_sum ladder, at pass@1 0.500: ")
+               for line in lines)
     assert any("psr: predicted +0.350" in line and "measured +0.350" in line for line in lines)
     assert predict.held_out_rungs(lad, ladder.build([], [], held_out=True)).empty
 
