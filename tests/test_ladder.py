@@ -393,22 +393,26 @@ def test_the_self_rewards_batch_is_a_subset_of_the_ladder_grid(tmp_path):
     assert len(plan.cells) == 22 * 3 and plan.report.notebook == "06_alignment_ladder"
 
 
-def test_the_one_variant_per_claim_batch_is_a_subset_of_the_ladder_grid(tmp_path):
-    """params/grids/ladder_one_per_claim.yaml: every rung, the ladder's seeds and preset, at least one variant of each
-    claim, each a variant its notebook runs in the full grid (so the full grid reuses every run)."""
+@pytest.mark.parametrize("name, per_claim", [("ladder_one_per_claim", 1), ("ladder_second_variant", 2)])
+def test_the_per_claim_batches_are_subsets_of_the_ladder_grid(tmp_path, name, per_claim):
+    """params/grids/ladder_one_per_claim.yaml and ladder_second_variant.yaml: every rung, the ladder's seeds and
+    preset, at least `per_claim` variants of each claim, each a variant its notebook runs in the full grid (so the
+    full grid reuses every run), and the second batch keeps every variant of the first (so it reuses its runs)."""
     from mtalign import grid
 
     ladder_grid = yaml.safe_load((paths.PARAMS / "grids" / "ladder.yaml").read_text())
-    batch = yaml.safe_load((paths.PARAMS / "grids" / "ladder_one_per_claim.yaml").read_text())
+    first = yaml.safe_load((paths.PARAMS / "grids" / "ladder_one_per_claim.yaml").read_text())
+    batch = yaml.safe_load((paths.PARAMS / "grids" / f"{name}.yaml").read_text())
     assert batch["defaults"] == ladder_grid["defaults"]
-    for name, entry in batch["notebooks"].items():
-        full = ladder_grid["notebooks"][name]
-        assert entry["grid"] == full["grid"], name
-        assert set(entry["params"]["variants"]) <= set(full["params"]["variants"]), name
+    for notebook, entry in batch["notebooks"].items():
+        full = ladder_grid["notebooks"][notebook]
+        assert entry["grid"] == full["grid"], notebook
+        assert set(entry["params"]["variants"]) <= set(full["params"]["variants"]), notebook
+        assert set(first["notebooks"][notebook]["params"]["variants"]) <= set(entry["params"]["variants"]), notebook
     ran = {v for entry in batch["notebooks"].values() for v in entry["params"]["variants"]}
-    assert all(ran & set(variants) for variants in verdicts.CLAIMS.values()), "a claim without a variant"
+    assert all(len(ran & set(variants)) >= per_claim for variants in verdicts.CLAIMS.values()), "a claim short"
     assert set(batch["report"]["params"]["variants"]) == ran
-    plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / "ladder_one_per_claim.yaml"), tmp_path / "out")
+    plan = grid.plan(grid.load_grid(paths.PARAMS / "grids" / f"{name}.yaml"), tmp_path / "out")
     assert len(plan.cells) == 3 * 22 * 3 and plan.report.notebook == "06_alignment_ladder"
 
 
