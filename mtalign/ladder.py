@@ -280,19 +280,31 @@ def transition(points: Sequence[Point], n_boot: int = BOOTSTRAP, seed: int = 0,
             "x_min": min(xs) if xs else math.nan, "x_max": max(xs) if xs else math.nan}
 
 
+def without_signal(lad: Ladder) -> list[str]:
+    """The rungs (models) where ground truth itself does not hold: RL with the true reward finds nothing to learn
+    there (mini_sudoku's lowest diffuse rungs: a group of 8 almost never holds a right answer), so half of its gain
+    is no bar, and a variant's noise around zero would "reach" it. They locate no transition."""
+    base = lad.cells[lad.cells["variant"] == BASELINE] if len(lad.cells) else lad.cells
+    return sorted(set(base[base["verdict"] != HOLDS]["model"])) if len(base) else []
+
+
 def transitions(lad: Ladder, summary: str = "pass@1", variants: Sequence[str] | None = None,
                 by: Sequence[str] = ("family", "dial"), n_boot: int = BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
-    """One row per group (`by`: family and dial by default; ("family",) pools a family's dials) and variant."""
+    """One row per group (`by`: family and dial by default; ("family",) pools a family's dials) and variant, over
+    the rungs where ground truth holds (`without_signal`: the others are named in `left_out`)."""
     variants = variants or [v for v in variants_of(lad) if v != BASELINE]
+    silent = without_signal(lad)
     rows = []
     groups = lad.cells[list(by)].drop_duplicates().to_dict("records") if len(lad.cells) else []
     for group in groups:
         for variant in variants:
             points = lad.points(variant, summary, families=[group["family"]] if "family" in group else None,
                                 dials=[group["dial"]] if "dial" in group else None)
+            left_out = [p.model for p in points if p.model in silent]
+            points = [p for p in points if p.model not in silent]
             if points:
                 rows.append({**group, "claim": verdicts.claim_of(variant), "variant": variant, "summary": summary,
-                             **transition(points, n_boot, seed)})
+                             **transition(points, n_boot, seed), "left_out": ", ".join(left_out)})
     frame = pd.DataFrame(rows)
     return frame if frame.empty else frame.assign(interval=[_interval(r) for r in frame.to_dict("records")])
 
@@ -433,14 +445,17 @@ def transition_sentences(table: pd.DataFrame) -> list[str]:
     for r in table.to_dict("records") if len(table) else []:
         where = f"{r['family']}{' ' + r['dial'] if 'dial' in r else ''}, {r['variant']}"
         if r["status"] == IN_LADDER:
-            out.append(f"{where}: reaches half of ground truth's gain at {r['summary']} {r['transition']:.3f} "
-                       f"{_interval(r)} ({r['in_ladder']:.0%} of seed resamples cross inside the ladder)")
+            line = (f"{where}: reaches half of ground truth's gain at {r['summary']} {r['transition']:.3f} "
+                    f"{_interval(r)} ({r['in_ladder']:.0%} of seed resamples cross inside the ladder)")
         elif r["status"] == FROM_LOWEST:
-            out.append(f"{where}: already at half of ground truth's gain on the lowest rung ({r['summary']} "
-                       f"{r['x_min']:.3f}): any transition lies below the ladder")
+            line = (f"{where}: already at half of ground truth's gain on the lowest rung ({r['summary']} "
+                    f"{r['x_min']:.3f}): any transition lies below the ladder")
         else:
-            out.append(f"{where}: no transition within the ladder (up to {r['summary']} {r['x_max']:.3f}; "
-                       f"{r['in_ladder']:.0%} of seed resamples cross inside it)")
+            line = (f"{where}: no transition within the ladder (up to {r['summary']} {r['x_max']:.3f}; "
+                    f"{r['in_ladder']:.0%} of seed resamples cross inside it)")
+        if r.get("left_out"):
+            line += f"; leaving out {r['left_out']}, where ground truth itself does not hold"
+        out.append(line)
     return out
 
 

@@ -151,7 +151,9 @@ for claim in verdicts.CLAIMS:
 # Per family, dial and variant: the alignment at which the variant's mean gain first reaches half of ground truth's
 # (and is above 0), linearly interpolated between the two rungs around the crossing, with a 95% percentile interval
 # from resampling each rung's paired seeds (`in_ladder`: the share of resamples that cross inside the ladder; an
-# upper bound beyond the ladder means some resamples never cross).
+# upper bound beyond the ladder means some resamples never cross). Only rungs where ground truth itself holds locate
+# a transition: where RL with the true reward learns nothing, half of its gain is no bar, and any variant's noise
+# around zero would reach it (`left_out` names those rungs).
 
 # %%
 transitions = ladder.transitions(lad, summary, [v for v in analysed if v != verdicts.BASELINE], n_boot=bootstrap)

@@ -325,6 +325,24 @@ def test_transition_needs_a_positive_gain_as_well_as_the_bar():
     assert ladder.transition(flat, n_boot=50)["status"] == NO_TRANSITION
 
 
+def test_a_rung_where_ground_truth_learns_nothing_locates_no_transition(tmp_path):
+    """mini_sudoku's lowest diffuse rungs: ground truth gains nothing, so a variant's +0.005 of noise is 'half of
+    it' there. Such rungs are left out (and named), and the transition is found where ground truth holds."""
+    gains = {"ground_truth": lambda x, diffuse: 0.0 if x <= 0.05 else 0.30,
+             "one_shot": lambda x, diffuse: 0.005 if x <= 0.05 else (0.25 if x >= 0.3 else -0.05)}
+    lad = ladder.load(synthetic_ladder(tmp_path / "study", families=("chain_sum",), gains={"chain_sum": gains}),
+                      n_boot=50)
+    assert set(ladder.without_signal(lad)) == {"toy-chain_sum-fid10", "toy-chain_sum-diffuse10"}
+    table = ladder.transitions(lad, "pass@1", ["one_shot"], n_boot=100).set_index("dial")
+    assert table.loc["fidelity", "status"] == IN_LADDER and 0.15 < table.loc["fidelity", "transition"] < 0.3
+    assert table.loc["fidelity", "left_out"] == "toy-chain_sum-fid10"
+    lines = ladder.transition_sentences(table.reset_index())
+    assert any("leaving out toy-chain_sum-fid10, where ground truth itself does not hold" in line for line in lines)
+    # with the rung kept, its noise would have read as "holds from the lowest rung"
+    kept = lad.points("one_shot", "pass@1", families=["chain_sum"], dials=["fidelity"])
+    assert ladder.transition(kept, n_boot=50)["status"] == FROM_LOWEST
+
+
 def test_transitions_recover_the_known_crossing(lad):
     table = ladder.transitions(lad, "pass@1", n_boot=300)
     row = lambda f, d, v: table[(table["family"] == f) & (table["dial"] == d) & (table["variant"] == v)].iloc[0]
