@@ -213,9 +213,15 @@ ladder.best_summaries(separation).round(3)
 # baseline that ignores alignment: the share of the variant's training cells that hold.
 
 # %%
-held_out_rows = predict.held_out_rungs(lad, held, summary, n_boot=bootstrap)
-validation = pd.concat([predict.leave_one_rung_out(lad, summary, n_boot=bootstrap),
-                        predict.cross_family(lad, summary, n_boot=bootstrap), held_out_rows], ignore_index=True)
+def analysed_only(rows: pd.DataFrame) -> pd.DataFrame:
+    # the variants this report analyses: the store may hold runs of others (a rung or two of them, from elsewhere)
+    return rows[rows["variant"].isin(analysed)].reset_index(drop=True) if len(rows) else rows
+
+
+held_out_rows = analysed_only(predict.held_out_rungs(lad, held, summary, n_boot=bootstrap))
+validation = analysed_only(pd.concat([predict.leave_one_rung_out(lad, summary, n_boot=bootstrap),
+                                      predict.cross_family(lad, summary, n_boot=bootstrap), held_out_rows],
+                                     ignore_index=True))
 validation_table = predict.validation_summary(validation)
 say(predict.validation_sentences(validation_table))
 if len(set(lad.cells["family"])) < 2:
