@@ -97,6 +97,8 @@ def predict_variant(points: Sequence[Point], x0: float, n_boot: int = BOOTSTRAP,
         "relative": gain / gt_gain if gt_gain > 0 else math.nan,
         "margin": margin, "margin_low": float(np.percentile(fitted["margin"], 2.5)),
         "margin_high": float(np.percentile(fitted["margin"], 97.5)),
+        # the interval the predicted verdict judges: what as many seeds would measure at x0 (not the fit's interval)
+        "judged_margin_low": margin - half_margin, "judged_margin_high": margin + half_margin,
         "verdict": verdicts.verdict(Effect(gain, gain - half_gain, gain + half_gain, seeds),
                                     Effect(margin, margin - half_margin, margin + half_margin, seeds)),
         "p_holds": judged.count(HOLDS) / len(judged) if seeds >= 2 else math.nan,
@@ -123,14 +125,19 @@ def predict_all(lad: Ladder, x0: float, summary: str, families: Iterable[str] | 
 
 # -- validation --------------------------------------------------------------------------------------------------------
 def _validate(lad: Ladder, summary: str, scheme: str, splits: Iterable[tuple[str, list[str], list[str]]],
-              n_boot: int, seed: int, targets: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+              n_boot: int, seed: int, targets: pd.DataFrame | None = None,
+              variants: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """For each (training description, training families, held-out models): predict every held-out cell, a cell
-    of the ladder itself or, given `targets`, of those (the held-out rungs' cells)."""
+    of the ladder itself or, given `targets`, of those (the held-out rungs' cells); only `variants`' cells when
+    given (a store may hold a rung or two of other variants, from elsewhere, which no report analyses)."""
     rows = []
     cells = lad.cells.drop_duplicates(["model", "variant"])
     targets = cells if targets is None else targets.drop_duplicates(["model", "variant"])
+    targets = targets[targets["variant"] != BASELINE]
+    if variants is not None:
+        targets = targets[targets["variant"].isin(list(variants))]
     for trained_on, families, held_out in splits:
-        for cell in targets[targets["model"].isin(held_out) & (targets["variant"] != BASELINE)].to_dict("records"):
+        for cell in targets[targets["model"].isin(held_out)].to_dict("records"):
             if cell["verdict"] not in verdicts.VERDICTS or cell["verdict"] == verdicts.FEW or pd.isna(cell[summary]):
                 continue
             points = lad.points(cell["variant"], summary, families=families, exclude=[cell["model"]])
@@ -143,49 +150,67 @@ def _validate(lad: Ladder, summary: str, scheme: str, splits: Iterable[tuple[str
                          "summary": summary, "x": cell[summary], "position": predicted["position"],
                          "predicted": predicted["verdict"], "p_holds": predicted["p_holds"],
                          "predicted_gain": predicted["gain"], "predicted_low": predicted["gain_low"],
-                         "predicted_high": predicted["gain_high"], "measured": cell["verdict"],
+                         "predicted_high": predicted["gain_high"], "predicted_margin": predicted["margin"],
+                         "predicted_margin_low": predicted["judged_margin_low"],
+                         "predicted_margin_high": predicted["judged_margin_high"], "measured": cell["verdict"],
                          "measured_gain": cell["gain"], "measured_low": cell["gain_low"],
-                         "measured_high": cell["gain_high"], "holds": float(cell["verdict"] == HOLDS),
+                         "measured_high": cell["gain_high"], "measured_margin": cell["margin"],
+                         "measured_margin_low": cell["margin_low"], "measured_margin_high": cell["margin_high"],
+                         "holds": float(cell["verdict"] == HOLDS),
                          "p_baseline": float((training["verdict"] == HOLDS).mean())})
     return rows
 
 
-def leave_one_rung_out(lad: Ladder, summary: str = "pass@1", n_boot: int = VALIDATION_BOOT,
-                       seed: int = 0) -> pd.DataFrame:
+def leave_one_rung_out(lad: Ladder, summary: str = "pass@1", n_boot: int = VALIDATION_BOOT, seed: int = 0,
+                       variants: Sequence[str] | None = None) -> pd.DataFrame:
     """Each rung of each family predicted from the family's other rungs (both dials)."""
     families = sorted(set(lad.cells["family"]))
     splits = [(f"{family}, other rungs", [family], [m]) for family in families
               for m in sorted(set(lad.cells[lad.cells["family"] == family]["model"]))]
-    return pd.DataFrame(_validate(lad, summary, "leave one rung out", splits, n_boot, seed))
+    return pd.DataFrame(_validate(lad, summary, "leave one rung out", splits, n_boot, seed, variants=variants))
 
 
-def cross_family(lad: Ladder, summary: str = "pass@1", n_boot: int = VALIDATION_BOOT, seed: int = 0) -> pd.DataFrame:
+def cross_family(lad: Ladder, summary: str = "pass@1", n_boot: int = VALIDATION_BOOT, seed: int = 0,
+                 variants: Sequence[str] | None = None) -> pd.DataFrame:
     """Each family's rungs predicted from the other family's whole ladder."""
     families = sorted(set(lad.cells["family"]))
     splits = [(f"{train} ladder", [train], sorted(set(lad.cells[lad.cells["family"] == test]["model"])))
               for train in families for test in families if test != train]
-    return pd.DataFrame(_validate(lad, summary, "cross family", splits, n_boot, seed))
+    return pd.DataFrame(_validate(lad, summary, "cross family", splits, n_boot, seed, variants=variants))
 
 
 def held_out_rungs(lad: Ladder, held: Ladder, summary: str = "pass@1", n_boot: int = VALIDATION_BOOT,
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, variants: Sequence[str] | None = None) -> pd.DataFrame:
     """Each held-out rung (`held`: ladder.load(..., held_out=True)) predicted from its family's whole ladder, which
     never saw it: the test closest to placing a new model with `mtalign predict`."""
     if held.cells.empty:
         return pd.DataFrame()
     splits = [(f"{family} ladder", [family], sorted(set(held.cells[held.cells["family"] == family]["model"])))
               for family in sorted(set(held.cells["family"]))]
-    return pd.DataFrame(_validate(lad, summary, "held-out rung", splits, n_boot, seed, targets=held.cells))
+    return pd.DataFrame(_validate(lad, summary, "held-out rung", splits, n_boot, seed, targets=held.cells,
+                                  variants=variants))
 
 
 HELD_OUT_COLUMNS = ["family", "model", "claim", "variant", "summary", "x", "predicted_gain", "predicted_low",
-                    "predicted_high", "predicted", "p_holds", "measured_gain", "measured_low", "measured_high",
-                    "measured"]
+                    "predicted_high", "predicted_margin", "predicted_margin_low", "predicted_margin_high", "predicted",
+                    "p_holds", "measured_gain", "measured_low", "measured_high", "measured_margin",
+                    "measured_margin_low", "measured_margin_high", "measured"]
 
 
 def held_out_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The held-out rungs' cells, predicted against measured, one row each (`held_out_rungs`' rows)."""
-    return rows[HELD_OUT_COLUMNS] if len(rows) else pd.DataFrame(columns=HELD_OUT_COLUMNS)
+    # reindex: a report written before the margins were kept (issue 11's first held-out tables) still reads
+    return rows.reindex(columns=HELD_OUT_COLUMNS) if len(rows) else pd.DataFrame(columns=HELD_OUT_COLUMNS)
+
+
+def _gain_and_margin(r: dict[str, Any], side: str) -> str:
+    """'gain +g [lo, hi], margin +m [lo, hi]': the margin's interval is the one the verdict was read from."""
+    low, high = ("predicted_low", "predicted_high") if side == "predicted" else ("measured_low", "measured_high")
+    text = f"gain {r[f'{side}_gain']:+.3f} [{r[low]:+.3f}, {r[high]:+.3f}]"
+    if pd.notna(r.get(f"{side}_margin")):
+        text += (f", margin {r[f'{side}_margin']:+.3f} [{r[f'{side}_margin_low']:+.3f}, "
+                 f"{r[f'{side}_margin_high']:+.3f}]")
+    return text
 
 
 def held_out_sentences(rows: pd.DataFrame) -> list[str]:
@@ -197,10 +222,8 @@ def held_out_sentences(rows: pd.DataFrame) -> list[str]:
         out.append(f"{model}, never seen by the {first['family']} ladder, at {first['summary']} {first['x']:.3f}: "
                    f"{agree} of {len(group)} verdicts predicted exactly")
         for r in group.to_dict("records"):
-            out.append(f"{model}, {r['variant']}: predicted {r['predicted_gain']:+.3f} [{r['predicted_low']:+.3f}, "
-                       f"{r['predicted_high']:+.3f}], {r['predicted']} (p(holds) {r['p_holds']:.2f}); measured "
-                       f"{r['measured_gain']:+.3f} [{r['measured_low']:+.3f}, {r['measured_high']:+.3f}], "
-                       f"{r['measured']}")
+            out.append(f"{model}, {r['variant']}: predicted {_gain_and_margin(r, 'predicted')}, {r['predicted']} "
+                       f"(p(holds) {r['p_holds']:.2f}); measured {_gain_and_margin(r, 'measured')}, {r['measured']}")
     return out
 
 
@@ -363,8 +386,11 @@ def format_prediction(result: dict[str, Any]) -> str:
             "claim": table["claim"], "variant": table["variant"],
             "gain [95%]": [f"{r['gain']:+.3f} [{r['gain_low']:+.3f}, {r['gain_high']:+.3f}]" for _, r in table.iterrows()],
             "of GT's": [f"{v:.2f}" if math.isfinite(v) else "-" for v in table["relative"]],
-            "margin [95%]": [f"{r['margin']:+.3f} [{r['margin_low']:+.3f}, {r['margin_high']:+.3f}]"
-                             for _, r in table.iterrows()],
+            "margin [fit 95%]": [f"{r['margin']:+.3f} [{r['margin_low']:+.3f}, {r['margin_high']:+.3f}]"
+                                 for _, r in table.iterrows()],
+            # the verdict reads the margin with the seed noise its neighbouring rungs measured, not the fit's interval
+            "verdict's margin interval": [f"[{r['judged_margin_low']:+.3f}, {r['judged_margin_high']:+.3f}]"
+                                          for _, r in table.iterrows()],
             "verdict": table["verdict"], "p(holds)": [f"{p:.2f}" for p in table["p_holds"]],
             "to transition": [f"{d:+.3f}" if math.isfinite(d) else s for d, s in
                               zip(table["to_transition"], table["transition_status"])],

@@ -213,15 +213,11 @@ ladder.best_summaries(separation).round(3)
 # baseline that ignores alignment: the share of the variant's training cells that hold.
 
 # %%
-def analysed_only(rows: pd.DataFrame) -> pd.DataFrame:
-    # the variants this report analyses: the store may hold runs of others (a rung or two of them, from elsewhere)
-    return rows[rows["variant"].isin(analysed)].reset_index(drop=True) if len(rows) else rows
-
-
-held_out_rows = analysed_only(predict.held_out_rungs(lad, held, summary, n_boot=bootstrap))
-validation = analysed_only(pd.concat([predict.leave_one_rung_out(lad, summary, n_boot=bootstrap),
-                                      predict.cross_family(lad, summary, n_boot=bootstrap), held_out_rows],
-                                     ignore_index=True))
+# only the variants analysed here: the store may hold runs of others (a rung or two of them, from elsewhere)
+held_out_rows = predict.held_out_rungs(lad, held, summary, n_boot=bootstrap, variants=analysed)
+validation = pd.concat([predict.leave_one_rung_out(lad, summary, n_boot=bootstrap, variants=analysed),
+                        predict.cross_family(lad, summary, n_boot=bootstrap, variants=analysed), held_out_rows],
+                       ignore_index=True)
 validation_table = predict.validation_summary(validation)
 say(predict.validation_sentences(validation_table))
 if len(set(lad.cells["family"])) < 2:
@@ -231,6 +227,9 @@ validation_table.round(3)
 # %% [markdown]
 # Each held-out rung's cells, predicted against measured: the alignment it was placed at, the gain the ladder's
 # curves gave there and the gain its seeds measured, the predicted verdict (with p(holds)) and the measured one.
+# Each verdict is read from its margin interval (gain minus half of ground truth's): the measured one is the
+# t-interval across the rung's seeds; the predicted one is the fitted margin with the seed noise its neighbouring
+# rungs measured, which is why it is wider than the fit's own interval of the gain.
 
 # %%
 say(predict.held_out_sentences(held_out_rows) or ["no held-out rung has runs in this study "
