@@ -97,7 +97,8 @@ def predict_variant(points: Sequence[Point], x0: float, n_boot: int = BOOTSTRAP,
         "relative": gain / gt_gain if gt_gain > 0 else math.nan,
         "margin": margin, "margin_low": float(np.percentile(fitted["margin"], 2.5)),
         "margin_high": float(np.percentile(fitted["margin"], 97.5)),
-        # the interval the predicted verdict judges: what as many seeds would measure at x0 (not the fit's interval)
+        # the intervals the predicted verdict judges: what as many seeds would measure at x0 (not the fit's intervals)
+        "judged_gain_low": gain - half_gain, "judged_gain_high": gain + half_gain,
         "judged_margin_low": margin - half_margin, "judged_margin_high": margin + half_margin,
         "verdict": verdicts.verdict(Effect(gain, gain - half_gain, gain + half_gain, seeds),
                                     Effect(margin, margin - half_margin, margin + half_margin, seeds)),
@@ -150,7 +151,9 @@ def _validate(lad: Ladder, summary: str, scheme: str, splits: Iterable[tuple[str
                          "summary": summary, "x": cell[summary], "position": predicted["position"],
                          "predicted": predicted["verdict"], "p_holds": predicted["p_holds"],
                          "predicted_gain": predicted["gain"], "predicted_low": predicted["gain_low"],
-                         "predicted_high": predicted["gain_high"], "predicted_margin": predicted["margin"],
+                         "predicted_high": predicted["gain_high"],
+                         "predicted_judged_low": predicted["judged_gain_low"],
+                         "predicted_judged_high": predicted["judged_gain_high"], "predicted_margin": predicted["margin"],
                          "predicted_margin_low": predicted["judged_margin_low"],
                          "predicted_margin_high": predicted["judged_margin_high"], "measured": cell["verdict"],
                          "measured_gain": cell["gain"], "measured_low": cell["gain_low"],
@@ -192,7 +195,8 @@ def held_out_rungs(lad: Ladder, held: Ladder, summary: str = "pass@1", n_boot: i
 
 
 HELD_OUT_COLUMNS = ["family", "model", "claim", "variant", "summary", "x", "predicted_gain", "predicted_low",
-                    "predicted_high", "predicted_margin", "predicted_margin_low", "predicted_margin_high", "predicted",
+                    "predicted_high", "predicted_judged_low", "predicted_judged_high", "predicted_margin",
+                    "predicted_margin_low", "predicted_margin_high", "predicted",
                     "p_holds", "measured_gain", "measured_low", "measured_high", "measured_margin",
                     "measured_margin_low", "measured_margin_high", "measured"]
 
@@ -204,8 +208,11 @@ def held_out_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _gain_and_margin(r: dict[str, Any], side: str) -> str:
-    """'gain +g [lo, hi], margin +m [lo, hi]': the margin's interval is the one the verdict was read from."""
-    low, high = ("predicted_low", "predicted_high") if side == "predicted" else ("measured_low", "measured_high")
+    """'gain +g [lo, hi], margin +m [lo, hi]': the intervals the verdict was read from (a prediction's are the fitted
+    values with the seed noise of the neighbouring rungs; a report from before they were kept shows the fit's)."""
+    low, high = ("measured_low", "measured_high") if side == "measured" else (
+        ("predicted_judged_low", "predicted_judged_high") if pd.notna(r.get("predicted_judged_low"))
+        else ("predicted_low", "predicted_high"))
     text = f"gain {r[f'{side}_gain']:+.3f} [{r[low]:+.3f}, {r[high]:+.3f}]"
     if pd.notna(r.get(f"{side}_margin")):
         text += (f", margin {r[f'{side}_margin']:+.3f} [{r[f'{side}_margin_low']:+.3f}, "
@@ -389,8 +396,9 @@ def format_prediction(result: dict[str, Any]) -> str:
             "margin [fit 95%]": [f"{r['margin']:+.3f} [{r['margin_low']:+.3f}, {r['margin_high']:+.3f}]"
                                  for _, r in table.iterrows()],
             # the verdict reads the margin with the seed noise its neighbouring rungs measured, not the fit's interval
-            "verdict's margin interval": [f"[{r['judged_margin_low']:+.3f}, {r['judged_margin_high']:+.3f}]"
-                                          for _, r in table.iterrows()],
+            "verdict read from: gain, margin": [
+                f"[{r['judged_gain_low']:+.3f}, {r['judged_gain_high']:+.3f}], "
+                f"[{r['judged_margin_low']:+.3f}, {r['judged_margin_high']:+.3f}]" for _, r in table.iterrows()],
             "verdict": table["verdict"], "p(holds)": [f"{p:.2f}" for p in table["p_holds"]],
             "to transition": [f"{d:+.3f}" if math.isfinite(d) else s for d, s in
                               zip(table["to_transition"], table["transition_status"])],

@@ -144,10 +144,12 @@ def test_a_held_out_rung_is_predicted_from_the_ladder_that_never_saw_it(tmp_path
     assert any("psr: predicted gain +0.350" in line and "measured gain +0.350" in line for line in lines)
     # every verdict is shown with the interval it was read from: within noise exactly when that margin interval
     # holds 0 (for a gain above 0), measured and predicted alike
-    for side in ("predicted", "measured"):
+    for side, gain in (("predicted", "predicted_judged"), ("measured", "measured")):
         for r in table.to_dict("records"):
-            touches = r[f"{side}_margin_low"] <= 0 <= r[f"{side}_margin_high"]
-            assert (r[side] == verdicts.NOISE) == touches or r[side] == verdicts.NO_GAIN, (side, r)
+            shown = verdicts.verdict(verdicts.Effect(r[f"{side}_gain"], r[f"{gain}_low"], r[f"{gain}_high"], 3),
+                                     verdicts.Effect(r[f"{side}_margin"], r[f"{side}_margin_low"],
+                                                     r[f"{side}_margin_high"], 3))
+            assert r[side] == shown, (side, r)
     only = predict.held_out_rungs(lad, out, "pass@1", n_boot=20, variants=["psr"])
     assert set(only["variant"]) == {"psr"} and len(only) == 2
     assert predict.held_out_rungs(lad, ladder.build([], [], held_out=True)).empty
