@@ -1,11 +1,13 @@
 """The verdict rule, pinned case by case (mtalign/verdicts.py states it)."""
 
 import math
+import re
 
 import numpy as np
 
 import pytest
 
+from mtalign import paths, verdicts
 from mtalign.verdicts import Effect, cell_verdicts, divergence, effect, margins, verdict
 
 
@@ -153,3 +155,34 @@ def test_claims_and_probes_are_params_variants_yaml():
     assert sorted(v for probes in verdicts.PROBES.values() for v in probes) == sorted(config.probes())
     claimed = {v for variants in verdicts.CLAIMS.values() for v in variants}
     assert all(target in claimed for probes in verdicts.PROBES.values() for target in probes.values())
+
+
+# -- the README's tables say what the rule says -------------------------------------------------------------------
+_NUM = r"[+−-]?\d+\.\d+"
+# "gain [lo, hi]; margin m [lo, hi] **verdict**" (the main study's table)
+_MAIN_CELL = re.compile(rf"({_NUM}) \[({_NUM}), ({_NUM})\]; margin ({_NUM}) \[({_NUM}), ({_NUM})\] \*\*([a-z /]+)\*\*")
+# "gain (margin [lo, hi]) verdict" (the ladder's tables, whose gain interval is not shown)
+_LADDER_CELL = re.compile(rf"({_NUM}) \(({_NUM}) \[({_NUM}), ({_NUM})\]\) ([a-z /]+?)(?= \||$)")
+
+
+def _number(text: str) -> float:
+    return float(text.replace("−", "-"))
+
+
+def test_every_verdict_in_the_readme_tables_follows_from_the_intervals_printed_beside_it():
+    """A reader checks a verdict against the interval printed next to it: a margin interval that holds 0 (touches
+    the bar) must read "within noise", and a bound that rounds to 0.00 must be printed with the digit that says
+    its side (tools regenerate these tables from the records; a hand edit or a rounding slip fails here)."""
+    tables = [line for line in (paths.ROOT / "README.md").read_text().splitlines()
+              if line.startswith("| ") and ("margin" in line or ") " in line)]
+    checked = 0
+    for line in tables:
+        for m in _MAIN_CELL.finditer(line):
+            gain, margin = (Effect(*map(_number, m.group(a, a + 1, a + 2)), 3) for a in (1, 4))
+            assert verdicts.verdict(gain, margin) == m.group(7), m.group(0)
+            checked += 1
+        for m in _LADDER_CELL.finditer(line):
+            low, high, said = _number(m.group(3)), _number(m.group(4)), m.group(5)
+            assert (said == verdicts.NOISE) == (low <= 0 <= high) or said == verdicts.NO_GAIN, m.group(0)
+            checked += 1
+    assert checked > 100  # the main table's 44 cells and the ladder's
