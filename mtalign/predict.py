@@ -88,6 +88,8 @@ def predict_variant(points: Sequence[Point], x0: float, n_boot: int = BOOTSTRAP,
     judged = [verdicts.verdict(Effect(g, g - half_gain, g + half_gain, seeds),
                                Effect(m, m - half_margin, m + half_margin, seeds)) for g, m in
               zip(fitted["gain"], fitted["margin"])]
+    judged_gain = Effect(gain, gain - half_gain, gain + half_gain, seeds)
+    judged_margin = Effect(margin, margin - half_margin, margin + half_margin, seeds)
     used = [p for p, w in zip(points, at) if w > 0]
     status, transition = ladder.crossing(xs, collapse.T @ np.array([ladder.reached(p, fraction) for p in points]))
     return {
@@ -98,10 +100,9 @@ def predict_variant(points: Sequence[Point], x0: float, n_boot: int = BOOTSTRAP,
         "margin": margin, "margin_low": float(np.percentile(fitted["margin"], 2.5)),
         "margin_high": float(np.percentile(fitted["margin"], 97.5)),
         # the intervals the predicted verdict judges: what as many seeds would measure at x0 (not the fit's intervals)
-        "judged_gain_low": gain - half_gain, "judged_gain_high": gain + half_gain,
-        "judged_margin_low": margin - half_margin, "judged_margin_high": margin + half_margin,
-        "verdict": verdicts.verdict(Effect(gain, gain - half_gain, gain + half_gain, seeds),
-                                    Effect(margin, margin - half_margin, margin + half_margin, seeds)),
+        "judged_gain_low": judged_gain.low, "judged_gain_high": judged_gain.high,
+        "judged_margin_low": judged_margin.low, "judged_margin_high": judged_margin.high,
+        "verdict": verdicts.verdict(judged_gain, judged_margin),
         "p_holds": judged.count(HOLDS) / len(judged) if seeds >= 2 else math.nan,
         "nearest": ", ".join(f"{p.model} ({p.x:.3f})" for p in used),
         "transition_status": status, "transition": transition,

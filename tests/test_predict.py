@@ -142,8 +142,8 @@ def test_a_held_out_rung_is_predicted_from_the_ladder_that_never_saw_it(tmp_path
     assert any(line.startswith("toy-chain_sum-diffuse20, never seen by the chain_sum ladder, at pass@1 0.500: ")
                for line in lines)
     assert any("psr: predicted gain +0.350" in line and "measured gain +0.350" in line for line in lines)
-    # every verdict is shown with the interval it was read from: within noise exactly when that margin interval
-    # holds 0 (for a gain above 0), measured and predicted alike
+    # every verdict is shown with the intervals it was read from: the rule applied to them gives it back,
+    # measured and predicted alike
     for side, gain in (("predicted", "predicted_judged"), ("measured", "measured")):
         for r in table.to_dict("records"):
             shown = verdicts.verdict(verdicts.Effect(r[f"{side}_gain"], r[f"{gain}_low"], r[f"{gain}_high"], 3),
