@@ -12,7 +12,7 @@ import importlib.util
 import os
 import sys
 
-from mtalign import signals
+from mtalign import cpu_bf16, signals
 
 # name -> (module, one-line help). Order is the order of the study: measure, train, run the grid, report.
 COMMANDS = {
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in commands:
         parser.error(f"unknown command {name!r}; valid commands: {', '.join(commands)}")
     module = importlib.import_module(commands[name][0])
+    cpu_bf16.install()  # bf16 autocast at float32 speed where the CPU has no bf16 instructions (mtalign/cpu_bf16.py)
     command_parser = argparse.ArgumentParser(prog=f"mtalign {name}", description=commands[name][1])
     module.add_arguments(command_parser)
     args = command_parser.parse_args(argv[1:])

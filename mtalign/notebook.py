@@ -16,7 +16,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from mtalign import claims, config, paths, runinfo, verdicts
+from mtalign import claims, config, cpu_bf16, paths, runinfo, verdicts
+
+cpu_bf16.install()  # a notebook's bf16 updates and model builds at float32 speed on CPUs without bf16 instructions
 
 # What a claim notebook records of its parameters, in this order, where it declares them: not where its files are
 # (runs_dir, run_dir, records_dir) nor task_kwargs (data paths on one machine).

@@ -47,8 +47,10 @@ def code_version() -> str:
 
 def environment() -> dict[str, Any]:
     """Versions and machine facts to store with a run."""
+    from mtalign import cpu_bf16
+
     return {"code_version": code_version(), "packages": package_versions(), "python": platform.python_version(),
-            "machine": platform.machine(), "hostname": platform.node()}
+            "machine": platform.machine(), "hostname": platform.node(), "cpu_bf16": cpu_bf16.kernel()}
 
 
 def now() -> str:

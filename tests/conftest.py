@@ -27,3 +27,11 @@ def isolated_module(request, tmp_path_factory):
     """One set of folders for the whole module (restored afterwards), so its micro model is built once."""
     with pytest.MonkeyPatch.context() as mp:
         yield isolate(mp, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+
+
+def pytest_configure(config):
+    # As the command line and the notebooks do: bf16 autocast at float32 speed where the CPU has no bf16 instructions
+    # (a no-op where it has them; tests/test_cpu_bf16.py checks the kernels against torch's own)
+    from mtalign import cpu_bf16
+
+    cpu_bf16.install()
