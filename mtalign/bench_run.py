@@ -103,19 +103,28 @@ class _Shapes:
 
 def matmul_rate(shapes: _Shapes, rows: int, seconds: float = 0.5, dtype: str = "float32") -> float:
     """FLOP/s of one thread on `x @ W.T` for every weight shape of the model, `rows` rows at a time, in `dtype`."""
+    return weights_rate(shapes.weights, rows, seconds, dtype)
+
+
+def weights_rate(weight_shapes, rows: int, seconds: float = 0.5, dtype: str = "float32") -> float:
+    """FLOP/s of `x @ W.T` for each `(out, in)` weight shape, `rows` rows at a time, on `dtype` operands; bfloat16
+    under CPU autocast, as the update computes it, so with the kernel this machine's autocast uses (mtalign/cpu_bf16.py
+    on a CPU without bf16 instructions, torch's native one elsewhere, where this is the plain bf16 matmul's rate)."""
     import torch
     import torch.nn.functional as F
 
-    weights = [torch.randn(out, inp, dtype=getattr(torch, dtype)) for out, inp in shapes.weights]
-    inputs = {inp: torch.randn(rows, inp, dtype=getattr(torch, dtype)) for _, inp in shapes.weights}
-    for w in weights:  # warm-up
-        F.linear(inputs[w.shape[1]], w)
-    flops, repeats, started = 0.0, 0, _now()
-    while _now() - started < seconds or repeats < 3:
-        for w in weights:
+    weights = [torch.randn(out, inp, dtype=getattr(torch, dtype)) for out, inp in weight_shapes]
+    inputs = {inp: torch.randn(rows, inp, dtype=getattr(torch, dtype)) for _, inp in weight_shapes}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    with torch.no_grad(), autocast:
+        for w in weights:  # warm-up
             F.linear(inputs[w.shape[1]], w)
-            flops += 2 * rows * w.numel()
-        repeats += 1
+        flops, repeats, started = 0.0, 0, _now()
+        while _now() - started < seconds or repeats < 3:
+            for w in weights:
+                F.linear(inputs[w.shape[1]], w)
+                flops += 2 * rows * w.numel()
+            repeats += 1
     return flops / (_now() - started)
 
 
@@ -326,6 +335,10 @@ def cost_entry(f: dict[str, Any]) -> dict[str, float]:
                           / trained, 5),
         "eval_s": round(p["held-out evaluation"]["seconds"] / max(1, p["held-out evaluation"]["completions"] or 0), 5),
         "generation_batches": round(rollouts / trained, 2),
+        # matmul GFLOP per unit: what moves with a machine's matmul rate (mtalign.cost.PartCosts.on)
+        "rollout_gflop": round(p["rollout generation"]["gflop"] / max(1, rollouts), 5),
+        "update_gflop": round(p["policy forward/backward"]["gflop"] / trained, 5),
+        "eval_gflop": round(p["held-out evaluation"]["gflop"] / max(1, p["held-out evaluation"]["completions"] or 0), 5),
     }
 
 

@@ -12,6 +12,13 @@ does under its preset and variant:
     cell = kernel start and imports + the runs it trains that no earlier cell trains (the shared baseline once)
     grid = the cells spread over N workers, longest first (a greedy schedule, as `mtalign study` runs them)
 
+Costs are measured on one machine (params/costs.yaml's `rates`: its single-thread matmul rates on the toy model's
+shapes). On another, `on_this_machine` measures the same rates (about a second) and moves each part by the time its
+FLOPs take at this machine's rate instead of the measured one (`*_gflop` per unit of work): the matmuls scale, the
+rest of a part (framework overhead, memory traffic) is taken as it was measured. A CPU without bf16 instructions
+multiplies bf16 at float32 speed at best (mtalign/cpu_bf16.py) where the measuring machine did 4.6x better, so its bf16
+updates cost more; model builds (bf16 pretraining) scale as their family's update does.
+
 Costs are per task family and model world (`toy-chain_sum`, `micro-chain_sum`, ...); a model with no measured cost
 (a hub model, a GPU) gets no estimate, and the totals say how many cells they leave out. Runs already finished in
 the run store cost nothing, and so do cells already done.
@@ -19,6 +26,8 @@ the run store cost nothing, and so do cells already done.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +48,43 @@ class PartCosts:
     update_s: float  # per completion trained: forward, backward, optimiser, TRL's bookkeeping
     eval_s: float  # per held-out completion sampled and graded
     generation_batches: float  # mean generation batches per step with dynamic sampling on (1 without)
+    # GFLOP of matmuls per unit of work (`mtalign bench run`): what moves with a machine's matmul rate; 0 = not known
+    rollout_gflop: float = 0.0
+    update_gflop: float = 0.0
+    eval_gflop: float = 0.0
     source: str = ""
+
+    def on(self, measured: "Rates | None", here: "Rates | None", bf16: bool) -> "PartCosts":
+        """These costs on a machine whose matmul rates are `here`, measured where the rates were `measured`: each
+        unit moved by the time its FLOPs take at the new rate instead of the old (the update at its precision)."""
+        if measured is None or here is None:
+            return self
+
+        def moved(seconds: float, gflop: float, old: float, new: float) -> float:
+            return max(0.0, seconds + gflop * (1 / new - 1 / old))
+
+        update_old, update_new = measured.update(bf16), here.update(bf16)
+        return dataclasses.replace(
+            self, rollout_s=moved(self.rollout_s, self.rollout_gflop, measured.generation, here.generation),
+            update_s=moved(self.update_s, self.update_gflop, update_old, update_new),
+            eval_s=moved(self.eval_s, self.eval_gflop, measured.generation, here.generation))
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Single-thread matmul rates (GFLOP/s) on the toy model's weight shapes: generation's (float32, 128 rows) and
+    the update's (4096 rows) in bfloat16 and in float32."""
+
+    generation: float
+    update_bfloat16: float
+    update_float32: float
+
+    def update(self, bf16: bool) -> float:
+        return self.update_bfloat16 if bf16 else self.update_float32
+
+    def __str__(self) -> str:
+        return (f"{self.generation:.0f} GFLOP/s generation (float32), {self.update_bfloat16:.0f} bf16 and "
+                f"{self.update_float32:.0f} float32 updates")
 
 
 @dataclass(frozen=True)
@@ -57,6 +102,22 @@ class Costs:
     families: dict[str, PartCosts]  # "toy-chain_sum" -> costs
     notebooks: dict[str, float | WorldCosts]  # non-RL notebooks: seconds per cell, or per model of its world
     machine: str = ""
+    rates: Rates | None = None  # the measuring machine's matmul rates
+    here: Rates | None = None  # this machine's (`on_this_machine`); None: estimate as measured
+
+    def family(self, name: str, bf16: bool) -> PartCosts | None:
+        """A family's costs on this machine (as measured where `here` is not set), None where not measured."""
+        part = self.families.get(name)
+        return None if part is None else part.on(self.rates, self.here, bf16)
+
+    def speed_note(self) -> str:
+        """How this machine compares with the measuring one, for the dry run's summary."""
+        if self.rates is None or self.here is None:
+            return ""
+        bf16 = self.here.update_bfloat16 / self.rates.update_bfloat16
+        gen = self.here.generation / self.rates.generation
+        return (f"this machine's matmul rates: {self.here} (measured there: {self.rates}); estimates moved by "
+                f"{gen:.2f}x generation and {bf16:.2f}x bf16 update speed")
 
 
 def load_costs(path: Path | str = COSTS_FILE) -> Costs:
@@ -71,9 +132,42 @@ def load_costs(path: Path | str = COSTS_FILE) -> Costs:
         return Costs(kernel_s=float(data["kernel_s"]), families=families,
                      notebooks={k: WorldCosts(**v) if isinstance(v, dict) else float(v)
                                 for k, v in (data.get("notebooks") or {}).items()},
-                     machine=str(data.get("machine", "")))
+                     machine=str(data.get("machine", "")),
+                     rates=Rates(**data["rates"]) if data.get("rates") else None)
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: malformed cost table ({err}); see its header for the fields") from None
+
+
+@functools.lru_cache(maxsize=1)
+def machine_rates(seconds: float = 0.3) -> Rates:
+    """This process's single-thread matmul rates on the toy model's weight shapes (`mtalign bench run` measures
+    the same way), with CPU autocast's bf16 kernels as this machine runs them (mtalign/cpu_bf16.py); measured once
+    per process (about a second)."""
+    import torch
+
+    from mtalign import bench_run, cpu_bf16, toyworld
+
+    cpu_bf16.install()
+    model = toyworld.load_config()["worlds"]["toy"]["model"]
+    h, i, vocab = model["hidden_size"], model["intermediate_size"], len(toyworld.SPECIAL + toyworld.TAGS + toyworld.CHARS)
+    # the toy model's weights, as `mtalign bench run` measures them: each block's q, k, v, o, gate, up and down, and
+    # the output head
+    shapes = ([(h, h)] * 4 + [(i, h)] * 2 + [(h, i)]) * model["num_hidden_layers"] + [(vocab, h)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rate = lambda rows, dtype: bench_run.weights_rate(shapes, rows, seconds, dtype) / 1e9  # noqa: E731
+        return Rates(generation=rate(128, "float32"), update_bfloat16=rate(4096, "bfloat16"),
+                     update_float32=rate(4096, "float32"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def on_this_machine(costs: Costs, rates: Rates | None = None) -> Costs:
+    """`costs` moved to this machine's matmul rates (measured unless given); unchanged if the table has none."""
+    if costs.rates is None:
+        return costs
+    return dataclasses.replace(costs, here=rates or machine_rates())
 
 
 def family(model: str) -> str:
@@ -141,20 +235,20 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
             key = f"{cell.notebook}:{values['world']}" if values.get("world") else cell.notebook
             seconds = costs.notebooks.get(key)
             if isinstance(seconds, WorldCosts):
-                seconds = _world_seconds(seconds, values)
+                seconds = _world_seconds(seconds, values, costs)
             out.append(CellEstimate(cell.name, seconds, note="" if seconds is not None else
                                     f"no measured cost for notebook {key}"))
             continue
         model, seed, preset = values["model"], int(values["seed"]), values["preset"] or "toy"
         steps = int(values.get("steps") or 0) or None
-        part = costs.families.get(family(model))
-        if part is None:
+        if family(model) not in costs.families:
             out.append(CellEstimate(cell.name, None, note=f"no measured cost for {family(model)}"))
             continue
         variants = [claims.BASELINE, *[v for v in values["variants"] if v != claims.BASELINE]]
         # the settings are frozen per preset, the same for every variant: resolve the baseline's run once
         run = train.resolve(model=model, task=values.get("task") or None, variant=claims.BASELINE, seed=seed,
                             preset=preset, steps=steps)
+        part = costs.family(family(model), bf16=run.settings.bf16)
         defined = train.load_variants()
         unknown = [v for v in variants if v not in defined]
         if unknown:
@@ -180,15 +274,24 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
     return out
 
 
-def _world_seconds(world: WorldCosts, values: dict[str, Any]) -> float:
+def _world_seconds(world: WorldCosts, values: dict[str, Any], costs: Costs) -> float:
     """A cell over `{world}-{task}-{recipe}` models: each measured (`measure_s` is for n = 64 samples of 100
-    problems; sampling scales with both), each not yet in the toy-model cache built."""
+    problems; sampling scales with both), each not yet in the toy-model cache built (pretraining in bf16 autocast,
+    moved to this machine as its family's bf16 update is; measuring, which samples, as its generation is)."""
     from mtalign import toyworld
 
     names = [f"{values['world']}-{task}-{recipe}" for task in values["tasks"] for recipe in values["recipes"]]
     missing = [name for name in names if not toyworld.model_dir(toyworld.spec(name)).exists()]  # ensure_model's rule
     sampled = int(values.get("n") or 64) * int(values.get("problems") or 100) / (64 * 100)
-    return len(names) * world.measure_s * sampled + len(missing) * world.build_s
+
+    def moved(name: str, unit: str) -> float:
+        measured = costs.families.get(family(name))
+        if measured is None or not getattr(measured, unit):
+            return 1.0
+        return getattr(costs.family(family(name), bf16=True), unit) / getattr(measured, unit)
+
+    return (sum(world.measure_s * sampled * moved(name, "eval_s") for name in names)
+            + sum(world.build_s * moved(name, "update_s") for name in missing))
 
 
 def makespan(seconds: list[float], workers: int) -> float:
@@ -210,6 +313,8 @@ def summary_lines(estimates: list[CellEstimate], workers: list[int], costs: Cost
                       + (f" (if it had {w} cores; this machine has {cores})" if w > cores else "") for w in workers)
     lines = [f"estimated cost: {duration(total)} of one core over {len(known)} cell(s); wall time (longest first) "
              f"with {walls}" + (f"; measured on {costs.machine}" if costs.machine else "")]
+    if costs.speed_note():
+        lines.append("  " + costs.speed_note())
     if unknown:
         lines.append(f"  not estimated: {len(unknown)} cell(s) ({unknown[0].note}{', ...' if len(unknown) > 1 else ''});"
                      " the totals leave them out")

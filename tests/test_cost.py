@@ -37,6 +37,8 @@ def test_run_benchmark_splits_a_micro_run_and_the_two_generation_paths_agree(cap
         assert parts[name]["gflop"] > 0 and 0 < parts[name]["floor_seconds"] < parts[name]["seconds"], name
     assert parts["reward scoring"]["gflop"] == 0
     assert 0 < f["floor_fraction"] < 1 and f["matmul_gflop_per_s"]["decode"] > 0
+    entry = f["cost_entry"]  # the FLOPs per unit that move the costs to another machine's matmul rates
+    assert entry["rollout_gflop"] > 0 and entry["update_gflop"] > entry["rollout_gflop"] and entry["eval_gflop"] > 0
     # both paths ran on every generation call, from the same random state, and gave the same tokens
     assert f["generation_paths"]["rollout"]["calls"] >= 2 and f["generation_paths"]["evaluation"]["calls"] >= 2
     assert f["token_mismatches"] == 0
@@ -120,11 +122,49 @@ def test_cells_without_a_measured_cost_are_named_not_guessed(tmp_path):
 
 
 def test_longest_first_orders_the_cells_to_run_by_their_estimate(toy_plan):
-    estimates = {e.name: e.seconds for e in cost.estimate_cells(toy_plan, toy_plan.cells, cost.load_costs())}
+    here = cost.on_this_machine(cost.load_costs())  # the runner's estimates are this machine's
+    estimates = {e.name: e.seconds for e in cost.estimate_cells(toy_plan, toy_plan.cells, here)}
     assert runner.cell_estimates(toy_plan, toy_plan.cells) == pytest.approx(estimates)
     ordered = runner.longest_first(toy_plan.cells, estimates)
     seconds = [estimates[c.name] for c in ordered]
     assert seconds == sorted(seconds, reverse=True) and len(ordered) == len(toy_plan.cells)
+
+
+MEASURED = cost.Rates(generation=100.0, update_bfloat16=400.0, update_float32=100.0)
+
+
+def test_a_part_moves_to_another_machine_by_the_time_its_flops_take_there():
+    part = cost.PartCosts(setup_s=0.1, rollout_s=0.002, update_s=0.003, eval_s=0.002, generation_batches=2.0,
+                          rollout_gflop=0.1, update_gflop=0.4, eval_gflop=0.1)
+    assert part.on(MEASURED, MEASURED, bf16=True) == part  # the same machine: as measured
+    assert part.on(MEASURED, None, bf16=True) == part and part.on(None, MEASURED, bf16=True) == part
+    # no bf16 instructions: bf16 updates at 50 GFLOP/s where they ran at 400; generation half as fast
+    slower = cost.Rates(generation=50.0, update_bfloat16=50.0, update_float32=100.0)
+    moved = part.on(MEASURED, slower, bf16=True)
+    assert moved.update_s == pytest.approx(0.003 + 0.4 * (1 / 50 - 1 / 400))
+    assert moved.rollout_s == pytest.approx(0.002 + 0.1 * (1 / 50 - 1 / 100))
+    assert moved.eval_s == pytest.approx(0.002 + 0.1 * (1 / 50 - 1 / 100))
+    assert (moved.setup_s, moved.generation_batches) == (0.1, 2.0)
+    assert part.on(MEASURED, slower, bf16=False).update_s == pytest.approx(0.003)  # float32 updates: same rate
+    # a faster machine never costs less than nothing
+    assert part.on(MEASURED, cost.Rates(1e9, 1e9, 1e9), bf16=True).update_s >= 0
+    unknown = dataclasses.replace(part, rollout_gflop=0.0, update_gflop=0.0, eval_gflop=0.0)
+    assert unknown.on(MEASURED, slower, bf16=True) == unknown  # no FLOPs measured: nothing to move
+
+
+def test_a_grid_on_a_machine_without_bf16_instructions_is_estimated_at_its_rates(toy_plan):
+    measured = dataclasses.replace(cost.load_costs(), rates=MEASURED)
+    same = cost.on_this_machine(measured, rates=MEASURED)
+    slower = cost.on_this_machine(measured, rates=cost.Rates(100.0, 50.0, 100.0))
+    cells = [c for c in toy_plan.cells if c.notebook in ("01_alignment", "04_sample_polarity")]
+    as_measured, on_same, on_slower = ({e.name: e.seconds for e in cost.estimate_cells(toy_plan, cells, c)}
+                                       for c in (measured, same, slower))
+    assert on_same == pytest.approx(as_measured)
+    assert all(on_slower[name] > seconds for name, seconds in as_measured.items()), "builds and updates cost more"
+    lines = cost.summary_lines(cost.estimate_cells(toy_plan, cells, slower), [2], slower)
+    assert "this machine's matmul rates: 100 GFLOP/s generation (float32), 50 bf16" in "\n".join(lines)
+    assert "0.12x bf16 update speed" in "\n".join(lines)
+    assert cost.on_this_machine(dataclasses.replace(measured, rates=None)).here is None  # no rates: as measured
 
 
 def test_a_malformed_cost_table_is_one_clear_error(tmp_path):
