@@ -14,6 +14,10 @@ time those FLOPs take at that rate, and the run's fraction of the floor is the s
 With comparison on (the default), every generation call also runs transformers' `generate` (the old path) on the
 same inputs and random state before the new decode loop, checks that both give the same tokens, and reports both
 times; the old path's time is left out of the run's parts and total.
+
+`mtalign bench run` computes bf16 matmuls as every mtalign command does (mtalign/cpu_bf16.py on a CPU without bf16
+instructions); `python -m mtalign.bench_run` leaves torch's own kernels in place, so the two side by side show what
+that kernel changes on such a CPU (the first lines of each say which kernel ran).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from mtalign import cpu_bf16
+
 
 def _now() -> float:
     """CPU seconds of this process: on a shared machine a one-thread run's wall time counts the time other processes
@@ -309,7 +316,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   f"{state['settings'].updates_per_step} update(s)/step"),
         "device": "cuda" if torch.cuda.is_available() else "cpu", "total_seconds": total, "wall_seconds": wall,
         "imports_seconds": imports_s, "parts": parts, "matmul_gflop_per_s": {k: v / 1e9 for k, v in rates.items()},
-        "training_dtype": training_dtype,
+        "training_dtype": training_dtype, "cpu_bf16": cpu_bf16.kernel(),
         "floor_seconds": floor_total, "floor_fraction": floor_total / total, "generation_paths": old,
         "token_mismatches": clock.mismatches if old else None,
         "dominant": max((p for p in PARTS if p != "rest"), key=lambda p: parts[p]["seconds"]),
@@ -349,7 +356,7 @@ def _print(f: dict[str, Any]) -> None:
     rates = f["matmul_gflop_per_s"]
     print(f"matmul rate, this process, one thread, the model's weight shapes: {rates['decode']:.1f} GFLOP/s at "
           f"128 rows (generation, float32), {rates['training']:.1f} GFLOP/s at 4096 rows (training, "
-          f"{f['training_dtype']})")
+          f"{f['training_dtype']})" + (f"; bf16 matmuls by {f['cpu_bf16']}" if f["training_dtype"] == "bfloat16" else ""))
     print(f"seconds are CPU seconds of this process (one thread: the cost on a core of its own); wall time "
           f"{f['wall_seconds']:.1f}s" + (" including the old path's generation" if f["generation_paths"] else ""))
     print(f"{'part':<24} {'seconds':>8} {'share':>6} {'GFLOP':>7} {'GFLOP/s':>8} {'floor s':>8} {'of floor':>8}")
