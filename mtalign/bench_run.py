@@ -1,6 +1,6 @@
 """Run benchmark: one RL run end to end, its time split into parts, each part's FLOPs against a matmul floor.
 
-    mtalign bench run [--model toy-chain_sum-strong] [--variant ground_truth] [--seed 0] [--no-compare]
+    mtalign bench run [--model toy-chain_sum-strong] [--variant ground_truth] [--seed 0] [--no-compare] [--save-costs]
 
 It trains one run exactly as `mtalign train` does (the frozen preset, one thread, a temporary output folder) and
 times in CPU seconds (on a shared machine, what the run costs a core of its own), by wrapping the functions that do
@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="run seed (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None,
                         help="override the preset's steps (default: the preset's; fewer steps is not a toy run)")
+    parser.add_argument("--save-costs", action="store_true",
+                        help="keep this run's cost entry as this machine's own (the cache folder's costs.yaml), which "
+                             "`mtalign study --dry-run` then uses for the model's family instead of moving the "
+                             "committed params/costs.yaml entry here")
     parser.add_argument("--no-compare", dest="compare", action="store_false",
                         help="skip timing transformers' generate beside the new decode loop")
 
@@ -327,6 +331,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     figures["cost_entry"] = cost_entry(figures)
     _print(figures)
+    if args.save_costs:
+        from mtalign import cost
+
+        saved = cost.save_local(cost.family(args.model), figures["cost_entry"])
+        print(f"saved as this machine's costs of {cost.family(args.model)}: {saved} (mtalign study --dry-run uses it)")
     return figures
 
 

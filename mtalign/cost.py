@@ -15,9 +15,12 @@ does under its preset and variant:
 Costs are measured on one machine (params/costs.yaml's `rates`: its single-thread matmul rates on the toy model's
 shapes). On another, `on_this_machine` measures the same rates (about a second) and moves each part by the time its
 FLOPs take at this machine's rate instead of the measured one (`*_gflop` per unit of work): the matmuls scale, the
-rest of a part (framework overhead, memory traffic) is taken as it was measured. A CPU without bf16 instructions
-multiplies bf16 at float32 speed at best (mtalign/cpu_bf16.py) where the measuring machine did 4.6x better, so its bf16
-updates cost more; model builds (bf16 pretraining) scale as their family's update does.
+rest of a part (framework overhead, memory traffic) is taken as it was measured, so a machine slower at that rest
+costs more than the moved estimate says (this project's machine without bf16 instructions: a chain_sum run moved to
+53 s, measured 77 s). A CPU without bf16 instructions multiplies bf16 at float32 speed at best (mtalign/cpu_bf16.py)
+where the measuring machine did 4.6x better, so its bf16 updates cost more; model builds (bf16 pretraining) scale as
+their family's update does. `mtalign bench run --save-costs` measures a family on this machine instead and keeps its
+entry in the cache folder's costs.yaml (`local_costs_file`), which the estimates then use as measured, unmoved.
 
 Costs are per task family and model world (`toy-chain_sum`, `micro-chain_sum`, ...); a model with no measured cost
 (a hub model, a GPU) gets no estimate, and the totals say how many cells they leave out. Runs already finished in
@@ -29,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import heapq
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from typing import Any
 from mtalign import config, paths
 
 COSTS_FILE = paths.PARAMS / "costs.yaml"
+LOCAL_NAME = "costs.yaml"  # in the cache folder (MTALIGN_CACHE): this machine's own entries, never committed
 RL_PARAMETERS = ("model", "variants", "seed", "preset")  # a notebook declaring these trains RL runs per cell
 
 
@@ -104,23 +109,78 @@ class Costs:
     machine: str = ""
     rates: Rates | None = None  # the measuring machine's matmul rates
     here: Rates | None = None  # this machine's (`on_this_machine`); None: estimate as measured
+    local: dict[str, PartCosts] = field(default_factory=dict)  # families measured on this machine itself
 
     def family(self, name: str, bf16: bool) -> PartCosts | None:
-        """A family's costs on this machine (as measured where `here` is not set), None where not measured."""
+        """A family's costs on this machine: measured here, else moved here from the measuring machine (as measured
+        where `here` is not set); None where not measured anywhere."""
+        if name in self.local:
+            return self.local[name]
         part = self.families.get(name)
         return None if part is None else part.on(self.rates, self.here, bf16)
 
     def speed_note(self) -> str:
         """How this machine compares with the measuring one, for the dry run's summary."""
-        if self.rates is None or self.here is None:
-            return ""
-        bf16 = self.here.update_bfloat16 / self.rates.update_bfloat16
-        gen = self.here.generation / self.rates.generation
-        return (f"this machine's matmul rates: {self.here} (measured there: {self.rates}); estimates moved by "
-                f"{gen:.2f}x generation and {bf16:.2f}x bf16 update speed")
+        notes = []
+        if self.local:
+            notes.append(f"measured on this machine (mtalign bench run --save-costs): {', '.join(sorted(self.local))}")
+        moved = sorted(set(self.families) - set(self.local))
+        if self.rates is not None and self.here is not None and moved:
+            bf16 = self.here.update_bfloat16 / self.rates.update_bfloat16
+            gen = self.here.generation / self.rates.generation
+            notes.append(f"this machine's matmul rates: {self.here} (measured there: {self.rates}); "
+                         f"{', '.join(moved)} moved by {gen:.2f}x generation and {bf16:.2f}x bf16 update speed "
+                         "(matmuls only: `mtalign bench run --save-costs` measures a family here)")
+        return "\n  ".join(notes)
 
 
-def load_costs(path: Path | str = COSTS_FILE) -> Costs:
+def local_costs_file() -> Path:
+    """This machine's own cost entries (`mtalign bench run --save-costs`), in the cache folder."""
+    return paths.cache() / LOCAL_NAME
+
+
+def cpu_name() -> str:
+    """The CPU's model name and whether it multiplies bf16 natively: a local cost table is kept for one CPU."""
+    from mtalign import cpu_bf16
+
+    return f"{cpu_bf16.cpu_model()}, {os.cpu_count()} cores, bf16 instructions: {cpu_bf16.native()}"
+
+
+def save_local(family_name: str, entry: dict[str, float], path: Path | None = None) -> Path:
+    """Keep `entry` (a `mtalign bench run` cost entry) as this machine's measured costs of `family_name`."""
+    import yaml
+
+    from mtalign import runinfo
+
+    path = path or local_costs_file()
+    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    if not data or data.get("cpu") != cpu_name():
+        data = {"cpu": cpu_name(), "families": {}}
+    data["families"][family_name] = {**entry, "source": f"mtalign bench run --save-costs, {runinfo.now()}"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# This machine's own costs (mtalign bench run --save-costs); mtalign/cost.py\n"
+                    + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _load_local(path: Path) -> dict[str, PartCosts]:
+    """The local table's entries, if it was measured on this CPU (a cache folder may move between machines)."""
+    import yaml
+
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if data.get("cpu") != cpu_name():
+        return {}
+    try:
+        return {name: PartCosts(**values) for name, values in (data.get("families") or {}).items()}
+    except TypeError as err:
+        raise ValueError(f"{path}: malformed local cost table ({err}); delete it and rerun "
+                         "`mtalign bench run --save-costs`") from None
+
+
+def load_costs(path: Path | str = COSTS_FILE, local: Path | None = None) -> Costs:
+    """The committed cost table, with this machine's own entries where `local` (a `local_costs_file()`) has them."""
     import yaml
 
     path = Path(path)
@@ -133,7 +193,8 @@ def load_costs(path: Path | str = COSTS_FILE) -> Costs:
                      notebooks={k: WorldCosts(**v) if isinstance(v, dict) else float(v)
                                 for k, v in (data.get("notebooks") or {}).items()},
                      machine=str(data.get("machine", "")),
-                     rates=Rates(**data["rates"]) if data.get("rates") else None)
+                     rates=Rates(**data["rates"]) if data.get("rates") else None,
+                     local=_load_local(local) if local is not None else {})
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: malformed cost table ({err}); see its header for the fields") from None
 

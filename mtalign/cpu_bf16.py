@@ -27,16 +27,27 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of x86 CPUs that
 _library = None  # the torch.library registration, kept alive while installed
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_flags(cpuinfo: Path | str = "/proc/cpuinfo") -> frozenset[str] | None:
-    """The CPU's feature flags (Linux x86), or None where they cannot be read (other systems)."""
+def _cpuinfo_field(name: str, cpuinfo: Path | str = "/proc/cpuinfo") -> str | None:
+    """The first CPU's `name` line of /proc/cpuinfo (Linux), or None where there is none."""
     try:
         for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
+            if line.split(":", 1)[0].strip() == name:
+                return line.split(":", 1)[1].strip()
     except OSError:
         return None
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags(cpuinfo: Path | str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The CPU's feature flags (Linux x86), or None where they cannot be read (other systems)."""
+    flags = _cpuinfo_field("flags", cpuinfo)
+    return None if flags is None else frozenset(flags.split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module says."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def native(flags: frozenset[str] | None = None) -> bool | None:

@@ -184,7 +184,8 @@ def _estimates(plan_: Plan, todo: list[Cell], workers: int | None) -> tuple[dict
     """Each cell's estimated seconds (`mtalign.cost`, from params/costs.yaml) and the grid's summary lines; an
     estimate that cannot be made is reported, never fatal."""
     try:
-        costs = cost.on_this_machine(cost.load_costs()) if todo else cost.load_costs()
+        costs = cost.load_costs(local=cost.local_costs_file())
+        costs = cost.on_this_machine(costs) if todo else costs
         found = cost.estimate_cells(plan_, todo, costs, runs_dir=plan_.out / "runs")
     except (ValueError, FileNotFoundError) as err:
         return {}, [f"no cost estimate: {err}"]

@@ -203,3 +203,29 @@ def test_the_alignment_cell_pays_for_building_only_the_toy_models_not_in_the_cac
     finally:  # the module's cache is shared: no other test may find these empty models
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_family_measured_on_this_machine_is_estimated_as_measured_there(toy_plan, tmp_path):
+    """`mtalign bench run --save-costs` keeps a family's entry in the cache folder; the estimates use it unmoved for
+    that family (and move the others), and a table measured on another CPU is ignored."""
+    local = tmp_path / "costs.yaml"
+    entry = {"setup_s": 0.3, "rollout_s": 0.004, "update_s": 0.01, "eval_s": 0.004, "generation_batches": 2.0,
+             "rollout_gflop": 0.07, "update_gflop": 0.3, "eval_gflop": 0.07}
+    assert cost.save_local("toy-chain_sum", entry, local) == local
+    slow = cost.Rates(generation=50.0, update_bfloat16=50.0, update_float32=100.0)
+    costs = cost.on_this_machine(dataclasses.replace(cost.load_costs(local=local), rates=MEASURED), rates=slow)
+    assert costs.family("toy-chain_sum", bf16=True) == cost.PartCosts(**entry, source=costs.local["toy-chain_sum"].source)
+    assert costs.family("toy-mini_sudoku", bf16=True) == costs.families["toy-mini_sudoku"].on(MEASURED, slow, True)
+    note = costs.speed_note()
+    assert "measured on this machine (mtalign bench run --save-costs): toy-chain_sum" in note
+    assert "toy-mini_sudoku moved by" in note and "toy-chain_sum moved" not in note
+    cell = next(c for c in toy_plan.cells if c.name == "04_sample_polarity__model=toy-chain_sum-strong__seed=0")
+    (estimate,) = cost.estimate_cells(toy_plan, [cell], costs)
+    # 4 runs of 30 steps x 16 x 8 at the local units, the step-0 evaluation once
+    completions = 30 * 16 * 8
+    run = 0.3 + completions * (0.004 * 2.0 + 0.01) + 0.004 * 100 * (8 + 4 * 2)
+    assert estimate.seconds == pytest.approx(costs.kernel_s + 4 * run + 0.004 * 100 * 8)
+    # another CPU's table is not this machine's
+    local.write_text(local.read_text().replace(cost.cpu_name(), "Some Other CPU"))
+    assert cost.load_costs(local=local).local == {}
+    assert cost.load_costs(local=tmp_path / "absent.yaml").local == {}
