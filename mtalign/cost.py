@@ -17,7 +17,7 @@ shapes). On another, `on_this_machine` measures the same rates (about a second) 
 FLOPs take at this machine's rate instead of the measured one (`*_gflop` per unit of work): the matmuls scale, the
 rest of a part (framework overhead, memory traffic) is taken as it was measured, so a machine slower at that rest
 costs more than the moved estimate says (this project's machine without bf16 instructions: a chain_sum run moved to
-53 s, measured 77 s). A CPU without bf16 instructions multiplies bf16 at float32 speed at best (mtalign/cpu_bf16.py)
+53 s, measured 68-77 s). A CPU without bf16 instructions multiplies bf16 at float32 speed at best (mtalign/cpu_bf16.py)
 where the measuring machine did 4.6x better, so its bf16 updates cost more; model builds (bf16 pretraining) scale as
 their family's update does. `mtalign bench run --save-costs` measures a family on this machine instead and keeps its
 entry in the cache folder's costs.yaml (`local_costs_file`), which the estimates then use as measured, unmoved.
@@ -373,7 +373,7 @@ def summary_lines(estimates: list[CellEstimate], workers: list[int], costs: Cost
     walls = ", ".join(f"{w} worker{'s' if w > 1 else ''} {duration(makespan(known, w))}"
                       + (f" (if it had {w} cores; this machine has {cores})" if w > cores else "") for w in workers)
     lines = [f"estimated cost: {duration(total)} of one core over {len(known)} cell(s); wall time (longest first) "
-             f"with {walls}" + (f"; measured on {costs.machine}" if costs.machine else "")]
+             f"with {walls}" + (f"; params/costs.yaml measured on {costs.machine}" if costs.machine else "")]
     if costs.speed_note():
         lines.append("  " + costs.speed_note())
     if unknown:
