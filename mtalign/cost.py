@@ -140,10 +140,10 @@ def local_costs_file() -> Path:
 
 
 def cpu_name() -> str:
-    """The CPU's model name and whether it multiplies bf16 natively: a local cost table is kept for one CPU."""
+    """The CPU's kind and core count: a local cost table is kept for one CPU."""
     from mtalign import cpu_bf16
 
-    return f"{cpu_bf16.cpu_model()}, {os.cpu_count()} cores, bf16 instructions: {cpu_bf16.native()}"
+    return f"{cpu_bf16.cpu_kind()}; {os.cpu_count()} cores"
 
 
 def save_local(family_name: str, entry: dict[str, float], path: Path | None = None) -> Path:

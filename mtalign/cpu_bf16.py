@@ -50,6 +50,12 @@ def cpu_model() -> str:
     return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
+def cpu_kind() -> str:
+    """The kind of CPU, as far as it decides a build's or a run's numbers: its model and whether it multiplies bf16
+    natively (runs record it; toy models built on two kinds differ: README, Cost of the toy study)."""
+    return f"{cpu_model()}; bf16 instructions: {native()}"
+
+
 def native(flags: frozenset[str] | None = None) -> bool | None:
     """Whether this CPU multiplies bf16 natively: True, False, or None where unknown (not a Linux x86 CPU)."""
     flags = cpu_flags() if flags is None else flags

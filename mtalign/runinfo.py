@@ -50,7 +50,8 @@ def environment() -> dict[str, Any]:
     from mtalign import cpu_bf16
 
     return {"code_version": code_version(), "packages": package_versions(), "python": platform.python_version(),
-            "machine": platform.machine(), "hostname": platform.node(), "cpu_bf16": cpu_bf16.kernel()}
+            "machine": platform.machine(), "hostname": platform.node(), "cpu": cpu_bf16.cpu_kind(),
+            "cpu_bf16": cpu_bf16.kernel()}
 
 
 def now() -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -177,7 +179,7 @@ def dry_run(plan_: Plan, cells: list[Cell], workers: int | None = None) -> str:
     head = (f"{plan_.grid.source}: {len(cells)} cell(s) selected of {len(plan_.cells)}; "
             f"{counts.get('done', 0)} done, {len(cells) - counts.get('done', 0)} to run; output {plan_.out}")
     tail = [f"then the report: {plan_.report.notebook} -> {plan_.report.dir}"] if plan_.report else []
-    return "\n".join([head, *lines, *tail, *cost_lines])
+    return "\n".join([head, *lines, *tail, *cost_lines, *cpu_warning(plan_)])
 
 
 def _estimates(plan_: Plan, todo: list[Cell], workers: int | None) -> tuple[dict[str, float], list[str]]:
@@ -266,6 +268,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "model has a verdict within noise for that claim (or for ground truth), then report")
 
 
+def other_cpu_runs(runs_dir: Path) -> dict[str, int]:
+    """Finished runs of the store trained on another kind of CPU than this one, counted by kind. Toy models built on
+    two kinds of CPU differ beyond a measurement's interval (README: Cost of the toy study), and a run is named by its
+    model's recipe, not its weights, so runs trained here would be paired and pooled with runs of another model.
+    Runs that record no CPU (trained before runs recorded it) are not counted."""
+    from mtalign import cpu_bf16
+
+    here, counts = cpu_bf16.cpu_kind(), {}
+    for info_file in sorted(Path(runs_dir).glob("*/*/run.json")):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        kind = info.get("cpu")
+        if info.get("status") == "finished" and kind and kind != here:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def cpu_warning(plan_: Plan) -> list[str]:
+    """A warning when the study's run store holds runs trained on another kind of CPU (`other_cpu_runs`)."""
+    counts = other_cpu_runs(plan_.out / "runs")
+    if not counts:
+        return []
+    from mtalign import cpu_bf16
+
+    kinds = "; ".join(f"{n} on {kind}" for kind, n in sorted(counts.items()))
+    return [f"warning: {sum(counts.values())} finished run(s) in {plan_.out / 'runs'} were trained on another kind of "
+            f"CPU ({kinds}; this one: {cpu_bf16.cpu_kind()}): toy models built here differ from theirs, and runs "
+            "trained here would be paired and pooled with them (README: The toy models are the same only on the "
+            "same kind of CPU); use another --out to keep them apart"]
+
+
 def run(args: argparse.Namespace) -> int:
     grid = load_grid(args.params)
     plan_ = plan(grid, args.out or paths.outputs(), args.notebooks)
@@ -276,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
             plan_, cells = replace(plan_, cells=plan_.cells + extra), cells + extra
         print(dry_run(plan_, cells, args.workers))
         return 0
+    for line in cpu_warning(plan_):
+        print(line, file=sys.stderr)
     if not args.extra_seeds:
         return run_study(plan_, cells, workers=args.workers, executor=args.executor,
                          report=not args.no_report).exit_code

@@ -229,3 +229,24 @@ def test_a_family_measured_on_this_machine_is_estimated_as_measured_there(toy_pl
     local.write_text(local.read_text().replace(cost.cpu_name(), "Some Other CPU"))
     assert cost.load_costs(local=local).local == {}
     assert cost.load_costs(local=tmp_path / "absent.yaml").local == {}
+
+
+def test_a_store_with_runs_from_another_kind_of_cpu_is_named_before_the_grid_runs(toy_plan):
+    """Toy models built on two kinds of CPU differ, and a run names its model by recipe: the dry run (and the study,
+    on stderr) warns when the store holds finished runs trained on another kind; runs from this kind, unfinished ones
+    and those that record no CPU are not counted."""
+    from mtalign import cpu_bf16, runinfo
+
+    store = toy_plan.out / "runs" / "toy"
+    for name, info in {"a": {"status": "finished", "cpu": "Other CPU; bf16 instructions: True"},
+                       "b": {"status": "finished", "cpu": "Other CPU; bf16 instructions: True"},
+                       "c": {"status": "running", "cpu": "Other CPU; bf16 instructions: True"},
+                       "d": {"status": "finished", "cpu": cpu_bf16.cpu_kind()},
+                       "e": {"status": "finished"}}.items():
+        runinfo.write_json(store / name / "run.json", info)
+    assert runner.other_cpu_runs(toy_plan.out / "runs") == {"Other CPU; bf16 instructions: True": 2}
+    text = runner.dry_run(toy_plan, toy_plan.cells[:1])
+    assert "warning: 2 finished run(s)" in text and "Other CPU" in text and cpu_bf16.cpu_kind() in text
+    runinfo.write_json(store / "a" / "run.json", {"status": "finished", "cpu": cpu_bf16.cpu_kind()})
+    runinfo.write_json(store / "b" / "run.json", {"status": "failed", "cpu": "Other CPU; bf16 instructions: True"})
+    assert runner.other_cpu_runs(toy_plan.out / "runs") == {} and "warning" not in runner.dry_run(toy_plan, toy_plan.cells[:1])

@@ -98,7 +98,9 @@ def test_outside_autocast_and_in_float32_nothing_changes(installed):
 def test_a_run_records_which_kernel_computed_its_bf16_matmuls():
     from mtalign import runinfo
 
-    assert runinfo.environment()["cpu_bf16"] == cpu_bf16.kernel()
+    env = runinfo.environment()
+    assert env["cpu_bf16"] == cpu_bf16.kernel() and env["cpu"] == cpu_bf16.cpu_kind()
+    assert f"bf16 instructions: {cpu_bf16.native()}" in env["cpu"]
 
 
 def test_installed_kernels_are_the_ones_cpu_autocast_dispatches_to(installed):
