@@ -10,6 +10,7 @@ does under its preset and variant:
           the periodic evaluations and the final pass@k; the step-0 one once per model and seed, since the run store
           caches it) + eval_s * incorrect/source's wrong-label samples
     cell = kernel start and imports + the runs it trains that no earlier cell trains (the shared baseline once)
+           + building the toy models it is the first to use that are not in the cache yet
     grid = the cells spread over N workers, longest first (a greedy schedule, as `mtalign study` runs them)
 
 Costs are measured on one machine (params/costs.yaml's `rates`: its single-thread matmul rates on the toy model's
@@ -286,6 +287,7 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
 
     trained: set[tuple] = set()  # runs some earlier cell trains
     paid_eval: set[tuple] = set()  # (model, task, seed, preset, steps) whose step-0 evaluation is paid
+    built: set[str] = set()  # toy models some earlier cell builds (or measures, once built)
     out = []
     for cell in cells:
         notebook = plan_.notebooks[cell.notebook]
@@ -296,7 +298,7 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
             key = f"{cell.notebook}:{values['world']}" if values.get("world") else cell.notebook
             seconds = costs.notebooks.get(key)
             if isinstance(seconds, WorldCosts):
-                seconds = _world_seconds(seconds, values, costs)
+                seconds = _world_seconds(seconds, values, costs, built)
             out.append(CellEstimate(cell.name, seconds, note="" if seconds is not None else
                                     f"no measured cost for notebook {key}"))
             continue
@@ -314,7 +316,11 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
         unknown = [v for v in variants if v not in defined]
         if unknown:
             raise ValueError(f"{cell.name}: unknown variant(s) {unknown}; valid variants: {', '.join(defined)}")
-        seconds, names = costs.kernel_s, []
+        seconds, names, note = costs.kernel_s, [], ""
+        if model not in built and _unbuilt(model):  # the first cell to use a model not in the cache builds it
+            seconds += _build_seconds(model, costs)
+            note = f"builds {model}"
+        built.add(model)
         for variant in variants:
             key = (model, run.task, variant, seed, preset, steps)
             if key in trained:
@@ -331,28 +337,47 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
             dynamic = run.settings.dynamic_sampling and not defined[variant].entropy_loss
             seconds += run_seconds(part, work, dynamic)
             names.append(variant)
-        out.append(CellEstimate(cell.name, seconds, names))
+        out.append(CellEstimate(cell.name, seconds, names, note))
     return out
 
 
-def _world_seconds(world: WorldCosts, values: dict[str, Any], costs: Costs) -> float:
+def _world_models(values: dict[str, Any]) -> list[str]:
+    """The `{world}-{task}-{recipe}` models a world cell (01_alignment) measures."""
+    return [f"{values['world']}-{task}-{recipe}" for task in values["tasks"] for recipe in values["recipes"]]
+
+
+def _unbuilt(name: str) -> bool:
+    """A toy model not in the toy-model cache yet (`ensure_model`'s rule): its first user builds it."""
+    from mtalign import models, toyworld
+
+    return models.is_toy(name) and not toyworld.model_dir(toyworld.spec(name)).exists()
+
+
+def _moved(costs: Costs, name: str, unit: str) -> float:
+    """How much `unit` of `name`'s family costs on this machine against where it was measured (1 if unknown)."""
+    measured = costs.families.get(family(name))
+    if measured is None or not getattr(measured, unit):
+        return 1.0
+    return getattr(costs.family(family(name), bf16=True), unit) / getattr(measured, unit)
+
+
+def _build_seconds(name: str, costs: Costs) -> float:
+    """Building toy model `name` (bf16 pretraining), moved to this machine as its family's bf16 update is; 0 where
+    its world has no measured build cost."""
+    world = costs.notebooks.get(f"01_alignment:{name.split('-')[0]}")
+    return world.build_s * _moved(costs, name, "update_s") if isinstance(world, WorldCosts) else 0.0
+
+
+def _world_seconds(world: WorldCosts, values: dict[str, Any], costs: Costs, built: set[str]) -> float:
     """A cell over `{world}-{task}-{recipe}` models: each measured (`measure_s` is for n = 64 samples of 100
-    problems; sampling scales with both), each not yet in the toy-model cache built (pretraining in bf16 autocast,
-    moved to this machine as its family's bf16 update is; measuring, which samples, as its generation is)."""
-    from mtalign import toyworld
-
-    names = [f"{values['world']}-{task}-{recipe}" for task in values["tasks"] for recipe in values["recipes"]]
-    missing = [name for name in names if not toyworld.model_dir(toyworld.spec(name)).exists()]  # ensure_model's rule
+    problems; sampling scales with both, moved to this machine as its generation is), each not yet in the toy-model
+    cache built (`_build_seconds`) unless an earlier cell builds it (`built`, updated)."""
+    names = _world_models(values)
     sampled = int(values.get("n") or 64) * int(values.get("problems") or 100) / (64 * 100)
-
-    def moved(name: str, unit: str) -> float:
-        measured = costs.families.get(family(name))
-        if measured is None or not getattr(measured, unit):
-            return 1.0
-        return getattr(costs.family(family(name), bf16=True), unit) / getattr(measured, unit)
-
-    return (sum(world.measure_s * sampled * moved(name, "eval_s") for name in names)
-            + sum(world.build_s * moved(name, "update_s") for name in missing))
+    builds = [name for name in names if name not in built and _unbuilt(name)]
+    built.update(names)
+    return (sum(world.measure_s * sampled * _moved(costs, name, "eval_s") for name in names)
+            + sum(world.build_s * _moved(costs, name, "update_s") for name in builds))
 
 
 def makespan(seconds: list[float], workers: int) -> float:

@@ -167,14 +167,15 @@ def dry_run(plan_: Plan, cells: list[Cell], workers: int | None = None) -> str:
     meaning = {"done": "done", "stale": "rerun (parameters changed)", "failed": "rerun (failed before)",
                "unfinished": "rerun (unfinished)", "new": "run"}
     states = {cell.name: cell_state(cell)[0] for cell in cells}
-    estimates, cost_lines = _estimates(plan_, [c for c in cells if states[c.name] != "done"], workers)
+    estimates, cost_lines, notes = _estimates(plan_, [c for c in cells if states[c.name] != "done"], workers)
     lines, counts = [], {}
     for cell in cells:
         state = states[cell.name]
         counts[state] = counts.get(state, 0) + 1
         gpus = f"  gpus={cell.resources.gpus}" if cell.resources.gpus else ""
         seconds = estimates.get(cell.name)
-        about = f"  (about {cost.duration(seconds)})" if seconds is not None else ""
+        note = f"; {notes[cell.name]}" if cell.name in notes else ""
+        about = f"  (about {cost.duration(seconds)}{note})" if seconds is not None else ""
         lines.append(f"{meaning[state]:<27} {cell.name}  ->  {cell.dir}{gpus}{about}")
     head = (f"{plan_.grid.source}: {len(cells)} cell(s) selected of {len(plan_.cells)}; "
             f"{counts.get('done', 0)} done, {len(cells) - counts.get('done', 0)} to run; output {plan_.out}")
@@ -182,18 +183,20 @@ def dry_run(plan_: Plan, cells: list[Cell], workers: int | None = None) -> str:
     return "\n".join([head, *lines, *tail, *cost_lines, *cpu_warning(plan_)])
 
 
-def _estimates(plan_: Plan, todo: list[Cell], workers: int | None) -> tuple[dict[str, float], list[str]]:
-    """Each cell's estimated seconds (`mtalign.cost`, from params/costs.yaml) and the grid's summary lines; an
-    estimate that cannot be made is reported, never fatal."""
+def _estimates(plan_: Plan, todo: list[Cell], workers: int | None) -> tuple[dict[str, float], list[str],
+                                                                            dict[str, str]]:
+    """Each cell's estimated seconds (`mtalign.cost`, from params/costs.yaml), the grid's summary lines and each
+    estimated cell's note (the toy models it builds); an estimate that cannot be made is reported, never fatal."""
     try:
         costs = cost.load_costs(local=cost.local_costs_file())
         costs = cost.on_this_machine(costs) if todo else costs
         found = cost.estimate_cells(plan_, todo, costs, runs_dir=plan_.out / "runs")
     except (ValueError, FileNotFoundError) as err:
-        return {}, [f"no cost estimate: {err}"]
+        return {}, [f"no cost estimate: {err}"], {}
     lanes = sorted({1, default_workers(), *([workers] if workers else [])})
     return ({e.name: e.seconds for e in found if e.seconds is not None},
-            cost.summary_lines(found, lanes, costs) if todo else [])
+            cost.summary_lines(found, lanes, costs) if todo else [],
+            {e.name: e.note for e in found if e.seconds is not None and e.note})
 
 
 def cell_estimates(plan_: Plan, todo: list[Cell]) -> dict[str, float]:

@@ -167,6 +167,20 @@ def test_a_grid_on_a_machine_without_bf16_instructions_is_estimated_at_its_rates
     assert cost.on_this_machine(dataclasses.replace(measured, rates=None)).here is None  # no rates: as measured
 
 
+def test_a_claim_cell_pays_for_building_its_model_when_it_is_the_first_to_use_it(toy_plan):
+    """A grid without 01_alignment (`--only '02_*'`) on a fresh cache builds each toy model in the first cell that
+    uses it; with 01_alignment first in the plan, that cell pays for every build and the claim cells for none."""
+    costs = cost.load_costs()
+    claim = [c for c in toy_plan.cells if c.name.startswith("04_sample_polarity__model=toy-chain_sum-weak__seed=")]
+    alone = cost.estimate_cells(toy_plan, claim, costs)
+    assert [e.note for e in alone] == ["builds toy-chain_sum-weak", "", ""]
+    assert alone[0].seconds - alone[1].seconds == pytest.approx(cost._build_seconds("toy-chain_sum-weak", costs), rel=0.05)
+    alignment = next(c for c in toy_plan.cells if c.notebook == "01_alignment")
+    after_alignment = cost.estimate_cells(toy_plan, [alignment, *claim], costs)[1:]
+    assert [e.note for e in after_alignment] == ["", "", ""]
+    assert after_alignment[0].seconds < alone[0].seconds
+
+
 def test_a_malformed_cost_table_is_one_clear_error(tmp_path):
     bad = tmp_path / "costs.yaml"
     bad.write_text("families: {toy-chain_sum: {setup_s: 1}}\n")
@@ -224,7 +238,10 @@ def test_a_family_measured_on_this_machine_is_estimated_as_measured_there(toy_pl
     # 4 runs of 30 steps x 16 x 8 at the local units, the step-0 evaluation once
     completions = 30 * 16 * 8
     run = 0.3 + completions * (0.004 * 2.0 + 0.01) + 0.004 * 100 * (8 + 4 * 2)
-    assert estimate.seconds == pytest.approx(costs.kernel_s + 4 * run + 0.004 * 100 * 8)
+    build = cost._build_seconds("toy-chain_sum-strong", costs)  # the test's toy-model cache is empty
+    assert build == pytest.approx(costs.notebooks["01_alignment:toy"].build_s * 0.01 / costs.families["toy-chain_sum"].update_s)
+    assert estimate.seconds == pytest.approx(costs.kernel_s + build + 4 * run + 0.004 * 100 * 8)
+    assert estimate.note == "builds toy-chain_sum-strong"
     # another CPU's table is not this machine's
     local.write_text(local.read_text().replace(cost.cpu_name(), "Some Other CPU"))
     assert cost.load_costs(local=local).local == {}
