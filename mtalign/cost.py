@@ -307,7 +307,10 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
         if family(model) not in costs.families:
             out.append(CellEstimate(cell.name, None, note=f"no measured cost for {family(model)}"))
             continue
-        variants = [claims.BASELINE, *[v for v in values["variants"] if v != claims.BASELINE]]
+        # the cell trains its variants, the baseline they are judged against, and its mechanism probes (02's
+        # unclipped random reward): each an RL run
+        wanted = [*values["variants"], *(values.get("probes") or [])]
+        variants = [claims.BASELINE, *dict.fromkeys(v for v in wanted if v != claims.BASELINE)]
         # the settings are frozen per preset, the same for every variant: resolve the baseline's run once
         run = train.resolve(model=model, task=values.get("task") or None, variant=claims.BASELINE, seed=seed,
                             preset=preset, steps=steps)

@@ -81,6 +81,7 @@ def test_toy_grid_estimates_train_the_shared_baseline_once_per_model_and_seed(to
         cells = {nb: estimates[f"{nb}__model={model}__seed=1"] for nb in
                  ("02_reward_signal", "03_one_shot", "04_sample_polarity")}
         assert cells["02_reward_signal"].runs[0] == "ground_truth"  # the first cell of the plan trains it
+        assert cells["02_reward_signal"].runs[-1] == "random_unclipped"  # its probe is a run too
         assert "ground_truth" not in cells["03_one_shot"].runs + cells["04_sample_polarity"].runs
     # a mini_sudoku run generates longer completions than a chain_sum one: it costs more
     assert estimates["04_sample_polarity__model=toy-mini_sudoku-weak__seed=0"].seconds > \
