@@ -106,10 +106,11 @@ def _rounded(t):
 
 def _float32(op):
     """`op` on bf16-rounded operands in float32, its result rounded to bf16: autocast's bf16 op, float32 speed."""
-    import torch
 
     @functools.wraps(op)
     def kernel(*tensors):
+        import torch
+
         dtype = torch.get_autocast_dtype("cpu")
         if dtype != torch.bfloat16:  # CPU autocast to another dtype: autocast's own cast, then the op
             with _no_autocast():
