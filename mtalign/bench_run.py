@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None,
                         help="override the preset's steps (default: the preset's; fewer steps is not a toy run)")
     parser.add_argument("--save-costs", action="store_true",
-                        help="keep this run's cost entry as this machine's own (the cache folder's costs.yaml), which "
+                        help="keep this run's cost entry as this machine's own (the cache folder's costs.json), which "
                              "`mtalign study --dry-run` then uses for the model's family instead of moving the "
                              "committed params/costs.yaml entry here")
     parser.add_argument("--no-compare", dest="compare", action="store_false",

@@ -21,7 +21,7 @@ costs more than the moved estimate says (this project's machine without bf16 ins
 53 s, measured 68-77 s). A CPU without bf16 instructions multiplies bf16 at float32 speed at best (mtalign/cpu_bf16.py)
 where the measuring machine did 4.6x better, so its bf16 updates cost more; model builds (bf16 pretraining) scale as
 their family's update does. `mtalign bench run --save-costs` measures a family on this machine instead and keeps its
-entry in the cache folder's costs.yaml (`local_costs_file`), which the estimates then use as measured, unmoved.
+entry in the cache folder's costs.json (`local_costs_file`), which the estimates then use as measured, unmoved.
 
 Costs are per task family and model world (`toy-chain_sum`, `micro-chain_sum`, ...); a model with no measured cost
 (a hub model, a GPU) gets no estimate, and the totals say how many cells they leave out. Runs already finished in
@@ -41,7 +41,7 @@ from typing import Any
 from mtalign import config, paths
 
 COSTS_FILE = paths.PARAMS / "costs.yaml"
-LOCAL_NAME = "costs.yaml"  # in the cache folder (MTALIGN_CACHE): this machine's own entries, never committed
+LOCAL_NAME = "costs.json"  # in the cache folder (MTALIGN_CACHE): this machine's own entries, never committed
 RL_PARAMETERS = ("model", "variants", "seed", "preset")  # a notebook declaring these trains RL runs per cell
 
 
@@ -148,34 +148,33 @@ def cpu_name() -> str:
 
 
 def save_local(family_name: str, entry: dict[str, float], path: Path | None = None) -> Path:
-    """Keep `entry` (a `mtalign bench run` cost entry) as this machine's measured costs of `family_name`."""
-    import yaml
+    """Keep `entry` (a `mtalign bench run` cost entry) as this machine's measured costs of `family_name`. Two
+    benchmarks saving at once each keep their entry: one writer at a time, and the file is replaced whole."""
+    import json
 
     from mtalign import runinfo
 
     path = path or local_costs_file()
-    data = yaml.safe_load(path.read_text()) if path.exists() else None
-    if not data or data.get("cpu") != cpu_name():
-        data = {"cpu": cpu_name(), "families": {}}
-    data["families"][family_name] = {**entry, "source": f"mtalign bench run --save-costs, {runinfo.now()}"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# This machine's own costs (mtalign bench run --save-costs); mtalign/cost.py\n"
-                    + yaml.safe_dump(data, sort_keys=False))
-    return path
+    with runinfo.run_lock(path):
+        data = json.loads(path.read_text()) if path.exists() else None
+        if not data or data.get("cpu") != cpu_name():
+            data = {"cpu": cpu_name(), "families": {}}
+        data["families"][family_name] = {**entry, "source": f"mtalign bench run --save-costs, {runinfo.now()}"}
+        return runinfo.write_json(path, data)
 
 
 def _load_local(path: Path) -> dict[str, PartCosts]:
     """The local table's entries, if it was measured on this CPU (a cache folder may move between machines)."""
-    import yaml
+    import json
 
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    if data.get("cpu") != cpu_name():
-        return {}
     try:
+        data = json.loads(path.read_text()) or {}
+        if data.get("cpu") != cpu_name():
+            return {}
         return {name: PartCosts(**values) for name, values in (data.get("families") or {}).items()}
-    except TypeError as err:
+    except (TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{path}: malformed local cost table ({err}); delete it and rerun "
                          "`mtalign bench run --save-costs`") from None
 

@@ -223,7 +223,7 @@ def test_the_alignment_cell_pays_for_building_only_the_toy_models_not_in_the_cac
 def test_a_family_measured_on_this_machine_is_estimated_as_measured_there(toy_plan, tmp_path):
     """`mtalign bench run --save-costs` keeps a family's entry in the cache folder; the estimates use it unmoved for
     that family (and move the others), and a table measured on another CPU is ignored."""
-    local = tmp_path / "costs.yaml"
+    local = tmp_path / "costs.json"
     entry = {"setup_s": 0.3, "rollout_s": 0.004, "update_s": 0.01, "eval_s": 0.004, "generation_batches": 2.0,
              "rollout_gflop": 0.07, "update_gflop": 0.3, "eval_gflop": 0.07}
     assert cost.save_local("toy-chain_sum", entry, local) == local
@@ -246,7 +246,7 @@ def test_a_family_measured_on_this_machine_is_estimated_as_measured_there(toy_pl
     # another CPU's table is not this machine's
     local.write_text(local.read_text().replace(cost.cpu_name(), "Some Other CPU"))
     assert cost.load_costs(local=local).local == {}
-    assert cost.load_costs(local=tmp_path / "absent.yaml").local == {}
+    assert cost.load_costs(local=tmp_path / "absent.json").local == {}
 
 
 def test_a_store_with_runs_from_another_kind_of_cpu_is_named_before_the_grid_runs(toy_plan):
@@ -268,3 +268,22 @@ def test_a_store_with_runs_from_another_kind_of_cpu_is_named_before_the_grid_run
     runinfo.write_json(store / "a" / "run.json", {"status": "finished", "cpu": cpu_bf16.cpu_kind()})
     runinfo.write_json(store / "b" / "run.json", {"status": "failed", "cpu": "Other CPU; bf16 instructions: True"})
     assert runner.other_cpu_runs(toy_plan.out / "runs") == {} and "warning" not in runner.dry_run(toy_plan, toy_plan.cells[:1])
+
+
+def test_two_benchmarks_saving_at_once_each_keep_their_entry(tmp_path):
+    """`--save-costs` from two processes at once (two families benchmarked side by side): one writer at a time,
+    so neither entry is lost to the other's read-modify-write."""
+    import subprocess
+    import sys
+    import time
+
+    local, go = tmp_path / "costs.json", tmp_path / "go"
+    code = ("import sys, time; from pathlib import Path; from mtalign import cost\n"
+            "entry = {'setup_s': 0.1, 'rollout_s': 0.001, 'update_s': 0.002, 'eval_s': 0.001, 'generation_batches': 2}\n"
+            "while not Path(sys.argv[3]).exists(): time.sleep(0.001)\n"  # both start writing together
+            "for i in range(150): cost.save_local(f'{sys.argv[1]}-{i}', entry, Path(sys.argv[2]))\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, name, str(local), str(go)]) for name in ("a", "b")]
+    time.sleep(3)  # both imported and waiting
+    go.touch()
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    assert set(cost.load_costs(local=local).local) == {f"{n}-{i}" for n in "ab" for i in range(150)}
