@@ -282,7 +282,7 @@ class CellEstimate:
 
 def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> list[CellEstimate]:
     """Estimated seconds of each cell, in plan order (the order that decides which cell trains a shared run)."""
-    from mtalign import claims, runs, train
+    from mtalign import claims, runinfo, runs, train
 
     trained: set[tuple] = set()  # runs some earlier cell trains
     paid_eval: set[tuple] = set()  # (model, task, seed, preset, steps) whose step-0 evaluation is paid
@@ -331,9 +331,10 @@ def estimate_cells(plan_, cells, costs: Costs, runs_dir: Path | None = None) -> 
             eval_key = key[:2] + key[3:]
             pays_initial_eval = eval_key not in paid_eval
             paid_eval.add(eval_key)  # a finished run left its step-0 evaluation in the store's cache too
-            if runs_dir is not None and runs.is_finished(runs.run_dir(runs_dir, model, run.task, variant, seed,
-                                                                      preset, steps)):
-                continue
+            directory = None if runs_dir is None else runs.run_dir(runs_dir, model, run.task, variant, seed, preset,
+                                                                    steps)
+            if directory is not None and runs.is_finished(directory) and not runinfo.stale_engine(directory):
+                continue  # reused (a run of other code is trained anew: runinfo.is_finished)
             work = run_work(run.settings, defined[variant], len(run.eval_tasks), pays_initial_eval)
             # entropy minimisation has no reward, so no group is dropped: one generation batch per step
             dynamic = run.settings.dynamic_sampling and not defined[variant].entropy_loss

@@ -27,9 +27,11 @@ def _normal(value: Any) -> Any:
 
 
 def cell_state(cell: Cell) -> tuple[str, dict[str, Any] | None]:
-    """(`done` | `stale` | `failed` | `unfinished` | `new`, the cell's params.json or None).
+    """(`done` | `stale` | `outdated` | `failed` | `unfinished` | `new`, the cell's params.json or None).
 
-    Only a `finished` params.json whose parameters equal the current ones counts as done; anything else reruns.
+    Only a `finished` params.json whose parameters equal the current ones counts as done, and only while every RL
+    run it used was computed by this engine (code and package versions, `runinfo.engine_differences`); anything else
+    reruns (`outdated`: a run it used came from other code, and the cell trains it anew: `runinfo.is_finished`).
     """
     marker = cell.dir / "params.json"
     if not marker.exists():
@@ -46,7 +48,24 @@ def cell_state(cell: Cell) -> tuple[str, dict[str, Any] | None]:
         return "unfinished", record
     before = {k: v for k, v in (record.get("injected") or {}).items() if k not in PATH_PARAMETERS}
     now = {k: v for k, v in cell.parameters.items() if k not in PATH_PARAMETERS}
-    return ("done" if _normal(before) == _normal(now) else "stale"), record
+    if _normal(before) != _normal(now):
+        return "stale", record
+    return ("outdated" if outdated_runs(cell) else "done"), record
+
+
+def outdated_runs(cell: Cell) -> list[str]:
+    """The runs a finished cell used (the `runs` its metrics.json lists, in the store its parameters name) that were
+    computed by another engine than this process's. A cell that trains no RL run (a measurement) lists none."""
+    runs_dir = cell.parameters.get("runs_dir")
+    try:
+        metrics = runinfo.read_json(cell.dir / "metrics.json")
+    except (OSError, ValueError):
+        return []
+    names = metrics.get("runs") if isinstance(metrics, dict) else None
+    if not runs_dir or not isinstance(names, list):
+        return []
+    return [name for name in names for directory in sorted(Path(runs_dir).glob(f"*/{name}"))
+            if runinfo.stale_engine(directory)]
 
 
 def _relative(path: Path | str | None, out: Path) -> str | None:
@@ -80,7 +99,8 @@ def disk_entry(cell: Cell, out: Path, reason_if_pending: str) -> dict[str, Any]:
         return manifest_entry(cell, out, "skipped", record, "finished in an earlier run")
     if state == "failed":
         return manifest_entry(cell, out, "failed", record, "failed in an earlier run")
-    reason = {"stale": "parameters changed since it finished", "unfinished": "an earlier run did not finish it"}
+    reason = {"stale": "parameters changed since it finished", "unfinished": "an earlier run did not finish it",
+              "outdated": "computed by other code or package versions than this"}
     return manifest_entry(cell, out, "pending", None, reason.get(state, reason_if_pending))
 
 

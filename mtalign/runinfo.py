@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import platform
@@ -24,13 +26,18 @@ PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "reasoning
 
 
 def package_versions() -> dict[str, str | None]:
-    versions = {}
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str | None], ...]:  # read once: a study checks every run's record
+    versions = []
     for name in PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+            versions.append((name, None))
+    return tuple(versions)
 
 
 def code_version() -> str:
@@ -49,9 +56,79 @@ def environment() -> dict[str, Any]:
     """Versions and machine facts to store with a run."""
     from mtalign import cpu_bf16
 
-    return {"code_version": code_version(), "packages": package_versions(), "python": platform.python_version(),
-            "machine": platform.machine(), "hostname": platform.node(), "cpu": cpu_bf16.cpu_kind(),
-            "cpu_bf16": cpu_bf16.kernel()}
+    return {"code_version": code_version(), "engine": engine_digest(), "packages": package_versions(),
+            "python": platform.python_version(), "machine": platform.machine(), "hostname": platform.node(),
+            "cpu": cpu_bf16.cpu_kind(), "cpu_bf16": cpu_bf16.kernel()}
+
+
+# -- the engine: the code and packages a run's numbers come from -------------------------------------------------
+# A run is reused only when it was computed by the same engine as this process's: its identity (mtalign/identity.py)
+# names its settings, model and data, not the code that trained it, so without this check a change to the sampler or
+# the trainer would be served runs of the code before it. The files are the package's modules that compute a run's
+# or a measurement's numbers (tests/test_report.py adds the run store's own modules and the study's parameter files
+# for its provenance check); `mtalign/cpu_bf16.py` is not among them: it computes only on CPUs without bf16
+# instructions, each run records which kernel it used, and runs from another kind of CPU are what
+# `mtalign study` warns about.
+ENGINE_FILES = ("mtalign/train.py", "mtalign/config.py", "mtalign/data.py", "mtalign/evaluate.py",
+                "mtalign/trainer.py", "mtalign/precision.py", "mtalign/rewards.py", "mtalign/advantages.py",
+                "mtalign/toyworld.py", "mtalign/models.py", "mtalign/sampling.py", "mtalign/decode.py",
+                "mtalign/passk.py", "mtalign/tasks")
+ENGINE_PACKAGES = tuple(name for name in PACKAGES if name != "papermill")  # those that compute: not the notebook runner
+
+
+def _engine_paths() -> list[Path]:
+    found = []
+    for name in ENGINE_FILES:
+        path = paths.ROOT / name
+        found.extend(sorted(path.glob("*.py")) if path.is_dir() else [path])
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def engine_digest() -> str:
+    """Digest of the engine's source files (ENGINE_FILES), by content: the same on every clone of the same code."""
+    digest = hashlib.sha1()
+    for path in _engine_paths():
+        digest.update(str(path.relative_to(paths.ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def engine_changed_since(commit: str) -> tuple[str, ...] | None:
+    """The engine files that differ between `commit` and the working tree, or None where git cannot tell (not a git
+    clone, the commit not in it, or a version recorded from uncommitted code)."""
+    if not commit or commit == "unknown" or commit.endswith("+dirty"):
+        return None
+    try:
+        done = subprocess.run(["git", "diff", "--name-only", commit, "--", *ENGINE_FILES], cwd=paths.ROOT,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return tuple(done.stdout.split())
+
+
+def engine_differences(info: dict[str, Any]) -> list[str] | None:
+    """How the engine that computed a recorded result (a run's run.json, a cell's `environment`) differs from this
+    process's: [] when it is the same, a line per difference, or None when it cannot be told. A record names its
+    engine by `engine` (its digest); one written before records had it, by the commit it was computed at, which git
+    compares with the working tree."""
+    differences = []
+    recorded = info.get("packages") or {}
+    current = package_versions()
+    for name in ENGINE_PACKAGES:
+        if name in recorded and recorded[name] != current[name]:
+            differences.append(f"{name} {recorded[name]} (now {current[name]})")
+    if info.get("engine"):
+        if info["engine"] != engine_digest():
+            differences.append(f"study code {info['engine']} (now {engine_digest()}; files: "
+                               f"{', '.join(ENGINE_FILES)})")
+        return differences
+    changed = engine_changed_since(str(info.get("code_version") or ""))
+    if changed is None:
+        return differences or None
+    return differences + [f"{name} changed since {info['code_version']}" for name in changed]
 
 
 def now() -> str:
@@ -137,7 +214,9 @@ def _jsonable(value: Any) -> Any:
 # -- a run folder: finished, and one writer at a time ------------------------------------------------------------
 def is_finished(directory: Path, identity_hash: str | None = None) -> bool:
     """A finished run is there; with `identity_hash`, one whose resolved parameters are exactly those (a run recorded
-    before identities existed has none, so it never matches)."""
+    before identities existed has none, so it never matches) and that the same engine computed
+    (`engine_differences`: a run of other code or package versions is trained anew, and the warning says why; one
+    whose engine cannot be told, recorded from uncommitted code before runs named their engine, is reused)."""
     if not (directory / "summary.json").exists():
         return False
     try:
@@ -145,7 +224,24 @@ def is_finished(directory: Path, identity_hash: str | None = None) -> bool:
     except ValueError as err:  # truncated or not UTF-8: not finished, so it is trained again
         warn(f"{err}; the run counts as not finished")
         return False
-    return identity_hash is None or summary.get("identity_hash") == identity_hash
+    if identity_hash is None:
+        return True
+    if summary.get("identity_hash") != identity_hash:
+        return False
+    stale = stale_engine(directory)
+    if stale:
+        warn(f"{directory}: its run was computed by another engine ({'; '.join(stale)[:500]}); it is not reused")
+    return not stale
+
+
+def stale_engine(directory: Path) -> list[str]:
+    """How the engine that trained the run in `directory` differs from this process's ([] when the same or when it
+    cannot be told: `engine_differences`)."""
+    try:
+        info = read_json(directory / "run.json")
+    except (OSError, ValueError):
+        return []
+    return (engine_differences(info) or []) if isinstance(info, dict) else []
 
 
 def warn(message: str) -> None:

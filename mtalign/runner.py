@@ -164,8 +164,8 @@ def grid_file_of(manifest: dict[str, Any]) -> str:
 # -- command line ----------------------------------------------------------------------------------
 def dry_run(plan_: Plan, cells: list[Cell], workers: int | None = None) -> str:
     """What a run would do, from what is on disk, and what it will cost (`mtalign.cost`); writes nothing."""
-    meaning = {"done": "done", "stale": "rerun (parameters changed)", "failed": "rerun (failed before)",
-               "unfinished": "rerun (unfinished)", "new": "run"}
+    meaning = {"done": "done", "stale": "rerun (parameters changed)", "outdated": "rerun (other code)",
+               "failed": "rerun (failed before)", "unfinished": "rerun (unfinished)", "new": "run"}
     states = {cell.name: cell_state(cell)[0] for cell in cells}
     estimates, cost_lines, notes = _estimates(plan_, [c for c in cells if states[c.name] != "done"], workers)
     lines, counts = [], {}

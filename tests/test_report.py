@@ -645,12 +645,10 @@ def test_records_name_what_is_missing(study_dir):
 
 # -- the committed toy study (outputs/): records and report agree ---------------------------------------------------
 RECORDS = paths.ROOT / "outputs"
-# What the study's numbers depend on; the report's own code (report.py, plots.py, verdicts.py) is checked by rebuilding.
-STUDY_CODE = ("mtalign/train.py", "mtalign/config.py", "mtalign/identity.py", "mtalign/data.py", "mtalign/evaluate.py",
-              "mtalign/trainer.py", "mtalign/precision.py", "mtalign/rewards.py", "mtalign/advantages.py",
-              "mtalign/runs.py",
-              "mtalign/toyworld.py", "mtalign/models.py", "mtalign/sampling.py", "mtalign/decode.py",
-              "mtalign/passk.py", "mtalign/tasks", "params/variants.yaml", "params/grids/toy.yaml")
+# What the study's numbers depend on: the engine every run records (runinfo.ENGINE_FILES), the run store's reuse rules
+# and the study's parameter files; the report's own code (report.py, plots.py, verdicts.py) is checked by rebuilding.
+STUDY_CODE = (*runinfo.ENGINE_FILES, "mtalign/identity.py", "mtalign/runs.py", "params/variants.yaml",
+              "params/grids/toy.yaml")
 # params/toyworld.yaml is compared by what the study's models read from it (their ToyModelSpec), not byte for byte:
 # a recipe added for another study (a held-out ladder rung) changes no model of this one.
 
