@@ -105,6 +105,10 @@ def test_more_steps_seeds_or_variants_cost_more_and_finished_runs_cost_nothing(t
     runinfo.write_json(done / "summary.json", {"status": "finished"})
     (with_done,) = cost.estimate_cells(toy_plan, [cell], costs, runs_dir=runs_dir)
     assert with_done.runs == ["ground_truth", "psr", "w_reinforce"] and with_done.seconds < base.seconds
+    # a finished run of another engine (other code or packages) is trained anew (runinfo.is_finished), and paid for
+    runinfo.write_json(done / "run.json", {**runinfo.environment(), "engine": "0123456789abcdef"})
+    (with_outdated,) = cost.estimate_cells(toy_plan, [cell], costs, runs_dir=runs_dir)
+    assert with_outdated.runs == base.runs and with_outdated.seconds == base.seconds
 
 
 def test_dry_run_prints_each_cells_estimate_and_the_grids_wall_time_for_n_workers(toy_plan):
