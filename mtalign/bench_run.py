@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "committed params/costs.yaml entry here")
     parser.add_argument("--no-compare", dest="compare", action="store_false",
                         help="skip timing transformers' generate beside the new decode loop")
+    parser.add_argument("--trim-micro-batch", type=int, metavar="N", default=None,
+                        help="measure a candidate lever that is NOT the study's engine: the update's forward passes "
+                             "take each batch as length-sorted micro-batches of N completions, each cut to its "
+                             "longest completion (padding is not computed; the log-probs are the same up to "
+                             "rounding, so the run's numbers differ from the study's in rounding)")
 
 
 class _Clock:
@@ -139,9 +144,42 @@ def weights_rate(weight_shapes, rows: int, seconds: float = 0.5, dtype: str = "f
     return flops / (_now() - started)
 
 
+def trimmed_micro_batches(original, rows: int):
+    """`original` (the trainer's `_get_per_token_logps_and_entropies`) over length-sorted micro-batches of `rows`
+    completions, each cut to its longest completion: TRL pads every completion of a step to the step's longest, and
+    the update computes that padding (`mtalign bench run` prints its share). A candidate lever for the study's engine,
+    measured here only: cutting a causal model's inputs on the right leaves every kept position's log-prob the same up
+    to the rounding of a smaller matmul, and the loss reads kept positions only (the completion mask)."""
+    import torch
+
+    def logps(self, model, input_ids, attention_mask, logits_to_keep, *rest, **kwargs):
+        prompt_width = input_ids.shape[1] - logits_to_keep
+        lengths = attention_mask[:, prompt_width:].sum(-1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        all_logps = all_entropies = None
+        for start in range(0, len(order), rows):
+            chunk = order[start:start + rows]
+            keep = max(int(lengths[chunk].max()), 1)
+            chunk_logps, chunk_entropies, _ = original(self, model, input_ids[chunk, :prompt_width + keep],
+                                                       attention_mask[chunk, :prompt_width + keep], keep, *rest,
+                                                       **kwargs)
+            if all_logps is None:
+                all_logps = chunk_logps.new_zeros(len(order), logits_to_keep)
+                all_entropies = None if chunk_entropies is None else chunk_entropies.new_zeros(len(order),
+                                                                                               logits_to_keep)
+            all_logps[chunk, :keep] = chunk_logps
+            if chunk_entropies is not None:
+                all_entropies[chunk, :keep] = chunk_entropies
+        return all_logps, all_entropies, None
+
+    return logps
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.trim_micro_batch is not None and args.trim_micro_batch < 1:
+        raise ValueError(f"--trim-micro-batch must be at least 1, got {args.trim_micro_batch}")
     clock = _Clock()
     wall_started, cpu_started = time.perf_counter(), _now()
     with clock.part("set-up"):
@@ -239,6 +277,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return original(*a, **kw)
         return wrapper
 
+    def counted_positions(original):
+        def logps(self, model, input_ids, attention_mask, *a, **kw):
+            # the update's forward passes (old log-probs, token signals, the loss): positions computed, and real ones
+            clock.tokens["update positions computed"] += input_ids.numel()
+            clock.tokens["update positions real"] += int(attention_mask.sum())
+            return original(self, model, input_ids, attention_mask, *a, **kw)
+        return logps
+
     def timed_logps(original):
         def logps(self, model, input_ids, attention_mask, *a, **kw):
             with clock.part("policy forward/backward"):
@@ -281,6 +327,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     patch(engine, "score_rows", lambda original: timed("reward scoring", original))
     patch(evaluate, "heldout", lambda original: timed("held-out evaluation", original))
     patch(engine.StudyGRPOTrainer, "compute_loss", timed_loss)
+    patch(engine.StudyGRPOTrainer, "_get_per_token_logps_and_entropies", counted_positions)
+    if args.trim_micro_batch:
+        patch(engine.StudyGRPOTrainer, "_get_per_token_logps_and_entropies",
+              lambda original: trimmed_micro_batches(original, args.trim_micro_batch))
     patch(engine.StudyGRPOTrainer, "_get_per_token_logps_and_entropies", timed_logps)
     patch(Accelerator, "backward", lambda original: timed("policy forward/backward", original))
     try:
@@ -324,7 +374,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "floor_seconds": floor_total, "floor_fraction": floor_total / total, "generation_paths": old,
         "token_mismatches": clock.mismatches if old else None,
         "dominant": max((p for p in PARTS if p != "rest"), key=lambda p: parts[p]["seconds"]),
-        "gain": summary["gain"], "floor_target": FLOOR_TARGET,
+        "gain": summary["gain"], "floor_target": FLOOR_TARGET, "trim_micro_batch": args.trim_micro_batch,
+        "update_positions": {"computed": clock.tokens.get("update positions computed", 0),
+                             "real": clock.tokens.get("update positions real", 0)},
         # the issue's targets are for the toy world's runs at the frozen toy preset
         "target_seconds": TARGETS.get(summary["task"]) if args.preset == "toy" and args.model.startswith("toy-")
         else None,
@@ -362,6 +414,10 @@ def _print(f: dict[str, Any]) -> None:
     print(f"run benchmark: {f['model']} on {f['task']}, {f['variant']} seed {f['seed']}, {f['preset']} preset "
           f"({f['steps']} steps of {f['shape']}), {f['threads']} thread(s), {f['device']}; held-out gain "
           f"{f['gain']:+.3f}")
+    if f["trim_micro_batch"]:
+        print(f"CANDIDATE LEVER, not the study's engine: the update in length-sorted micro-batches of "
+              f"{f['trim_micro_batch']} completions cut to their longest (--trim-micro-batch); this run's numbers "
+              "differ from the study's in rounding")
     rates = f["matmul_gflop_per_s"]
     print(f"matmul rate, this process, one thread, the model's weight shapes: {rates['decode']:.1f} GFLOP/s at "
           f"128 rows (generation, float32), {rates['training']:.1f} GFLOP/s at 4096 rows (training, "
@@ -384,6 +440,11 @@ def _print(f: dict[str, Any]) -> None:
     if f["generation_paths"]:
         print(f"tokens differing between the two paths: {f['token_mismatches']} of "
               f"{sum(g['calls'] for g in f['generation_paths'].values())} calls")
+    positions = f["update_positions"]
+    if positions["computed"]:
+        print(f"update forward passes: {positions['real']} real token positions of {positions['computed']} computed "
+              f"({1 - positions['real'] / positions['computed']:.0%} padding: a step's completions are padded to its "
+              "longest; --trim-micro-batch N measures cutting it)")
     print(f"dominant part: {f['dominant']}")
     entry = ", ".join(f"{k}: {v}" for k, v in f["cost_entry"].items())
     from mtalign import cost

@@ -44,6 +44,52 @@ def test_run_benchmark_splits_a_micro_run_and_the_two_generation_paths_agree(cap
     assert f["token_mismatches"] == 0
     out = capsys.readouterr().out
     assert "dominant part:" in out and "transformers generate" in out and "of floor" in out
+    positions = f["update_positions"]  # every update forward pass counted, padding included
+    assert 0 < positions["real"] < positions["computed"] and "% padding" in out
+    assert f["trim_micro_batch"] is None and "CANDIDATE LEVER" not in out
+
+    # the candidate lever, measured on the same run: fewer positions computed, the same real ones
+    trimmed = bench_run.run(parser.parse_args(["--model", MICRO, "--preset", "smoke", "--no-compare",
+                                               "--trim-micro-batch", "4"]))
+    out = capsys.readouterr().out
+    assert "CANDIDATE LEVER, not the study's engine" in out and trimmed["trim_micro_batch"] == 4
+    assert trimmed["update_positions"]["computed"] < positions["computed"]
+
+
+def test_trimmed_micro_batches_give_every_real_position_its_log_prob_and_skip_the_padding():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mtalign import bench_run
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                         num_key_value_heads=2, intermediate_size=64, vocab_size=40))
+    computed = []
+
+    def per_token_logps(self, model, input_ids, attention_mask, logits_to_keep, compute_entropy=False):
+        computed.append(input_ids.numel())  # as TRL's: log-probs of the last logits_to_keep tokens
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, -logits_to_keep - 1:-1]
+        logps = logits.log_softmax(-1).gather(-1, input_ids[:, -logits_to_keep:, None])[..., 0]
+        entropies = -(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1) if compute_entropy else None
+        return logps, entropies, None
+
+    prompts, completions = [3, 5, 2, 4, 5], [6, 1, 4, 2, 3]  # real lengths; prompts left-padded, completions right
+    width_p, width_c = max(prompts), max(completions)
+    ids = torch.randint(1, 40, (len(prompts), width_p + width_c))
+    mask = torch.zeros_like(ids)
+    for row, (p, c) in enumerate(zip(prompts, completions)):
+        mask[row, width_p - p:width_p + c] = 1
+    whole, whole_entropy, _ = per_token_logps(None, model, ids, mask, width_c, compute_entropy=True)
+    lever = bench_run.trimmed_micro_batches(per_token_logps, rows=2)
+    cut, cut_entropy, _ = lever(None, model, ids, mask, width_c, compute_entropy=True)
+    real = mask[:, width_p:].bool()
+    assert cut.shape == whole.shape and torch.allclose(cut[real], whole[real], atol=1e-5)
+    assert torch.allclose(cut_entropy[real], whole_entropy[real], atol=1e-5)
+    # sorted by length, two rows a batch: completions of (6, 4), (3, 2) and (1) tokens, each batch cut to its longest
+    assert computed[1:] == [2 * (width_p + 6), 2 * (width_p + 3), 1 * (width_p + 1)]
+    # what lies beyond its batch's longest is not computed (zero; the loss's mask ignores it, as it ignores padding)
+    assert not cut[4, 3:].any() and not cut[3, 3:].any() and not cut[1, 1:].any() and cut[0].all()
 
 
 def test_run_benchmark_rejects_bad_input_before_training():
@@ -53,6 +99,8 @@ def test_run_benchmark_rejects_bad_input_before_training():
     bench_run.add_arguments(parser)
     with pytest.raises(ValueError, match="--steps must be at least 1"):
         bench_run.run(parser.parse_args(["--model", MICRO, "--steps", "0"]))
+    with pytest.raises(ValueError, match="--trim-micro-batch must be at least 1"):
+        bench_run.run(parser.parse_args(["--model", MICRO, "--trim-micro-batch", "0"]))
     with pytest.raises(ValueError, match="valid variants"):
         bench_run.run(parser.parse_args(["--model", MICRO, "--variant", "nope"]))
 
