@@ -182,7 +182,7 @@ BENCHMARKS: dict[str, Benchmark] = {
                           add_sampling_arguments, run_sampling),
     "train_step": Benchmark("seconds per training step: the study engine vs a plain TRL GRPOTrainer",
                             bench_train.add_arguments, bench_train.run),
-    "run": Benchmark("one RL run end to end: time, FLOPs and matmul floor per part; old vs new generation path",
+    "run": Benchmark("one RL run end to end: time, FLOPs and floor per part; old vs new generation path",
                      bench_run.add_arguments, bench_run.run),
 }
 DEFAULT = "sampling"

@@ -1,4 +1,4 @@
-"""Run benchmark: one RL run end to end, its time split into parts, each part's FLOPs against a matmul floor.
+"""Run benchmark: one RL run end to end, its time split into parts, each part against its floor (matmuls, cache reads).
 
     mtalign bench run [--model toy-chain_sum-strong] [--variant ground_truth] [--seed 0] [--no-compare] [--save-costs]
 
@@ -10,6 +10,9 @@ rest (TRL's bookkeeping, tokenisation, advantages, logging, files). Each part's 
 processed (2 x matmul parameters per token forward, plus attention; backward twice the forward) and set against a
 single-thread matmul rate measured in the same process on the model's own weight shapes: the part's *floor* is the
 time those FLOPs take at that rate, and the run's fraction of the floor is the sum of the floors over the run's time.
+Generation's floor also counts the bytes decoding must read: each decoding step attends over every earlier position
+of its row, so it reads the row's whole KV cache (float32) once per token, work bound by memory rather than by
+matmuls (a roofline: those bytes at a single-thread read rate measured in the same process, added to the matmuls').
 
 With comparison on (the default), every generation call also runs transformers' `generate` (the old path) on the
 same inputs and random state before the new decode loop, checks that both give the same tokens, and reports both
@@ -45,6 +48,8 @@ PARTS = ("set-up", "rollout generation", "policy forward/backward", "optimiser",
 ADAMW_FLOPS_PER_PARAMETER = 12  # moments, bias correction, decay, update: elementwise work, not matmuls
 TARGETS = {"chain_sum": 30.0, "mini_sudoku": 45.0}  # issue 7: seconds per toy run on one core
 FLOOR_TARGET = 0.60
+KV_BYTES = 4  # the decode loop's KV cache is float32: sampling computes in float32 (mtalign/precision.py)
+READ_MEGABYTES = 32  # the read rate's buffer: about one 128-row decode call's KV cache at the toy shapes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +79,7 @@ class _Clock:
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
         self.flops: dict[str, float] = defaultdict(float)
+        self.bytes: dict[str, float] = defaultdict(float)  # KV cache read by decoding (generation's memory floor)
         self.tokens: dict[str, int] = defaultdict(int)
         self.completions: dict[str, int] = defaultdict(int)
         self.old = {"rollout": [0.0, 0.0, 0], "evaluation": [0.0, 0.0, 0]}  # old s, new s, calls
@@ -107,6 +113,9 @@ class _Shapes:
         self.matmul_params = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
         self.parameters = sum(p.numel() for p in model.parameters())
         self.weights = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self.cache_bytes_per_position = 2 * self.layers * kv_heads * head_dim * KV_BYTES  # K and V, every layer
 
     def forward(self, lengths, prefix=None) -> float:
         """Forward FLOPs of sequences of `lengths` tokens (each token attends to those before it and itself);
@@ -115,6 +124,27 @@ class _Shapes:
         attention = sum(4 * self.layers * self.hidden * ((p + n) * (p + n + 1) - p * (p + 1)) / 2
                         for n, p in zip(lengths, prefix))
         return 2 * self.matmul_params * sum(lengths) + attention
+
+    def cache_reads(self, lengths, prefix) -> float:
+        """Bytes of KV cache that decoding completions of `lengths` tokens after prompts of `prefix` real tokens must
+        read: a row of n tokens takes n - 1 decoding steps (its first token comes from the prompt's forward pass), and
+        the step after token t reads the p + t cached positions before it (padding not counted: a floor)."""
+        return self.cache_bytes_per_position * sum((n - 1) * p + (n - 1) * n / 2
+                                                   for n, p in zip(lengths, prefix) if n > 1)
+
+
+def read_rate(megabytes: int = READ_MEGABYTES, seconds: float = 0.5) -> float:
+    """Bytes/s one thread reads streaming through a float32 buffer of `megabytes`: the best rate at which decoding's
+    attention can read a KV cache of that size (it reads each cached key and value once per step)."""
+    import torch
+
+    x = torch.ones(megabytes * 2**20 // 4)
+    x.sum()
+    calls, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds or calls < 3:
+        x.sum()
+        calls += 1
+    return calls * x.numel() * 4 / elapsed
 
 
 def matmul_rate(shapes: _Shapes, rows: int, seconds: float = 0.5, dtype: str = "float32") -> float:
@@ -195,6 +225,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     resolved = train.resolve(model=args.model, variant=args.variant, preset=args.preset, seed=args.seed,
                              steps=args.steps)  # bad names fail here, before a model is loaded
+    preset_steps = train.resolve(model=args.model, variant=args.variant, preset=args.preset,
+                                 seed=args.seed).settings.steps  # the targets judge only a whole toy run
     state: dict[str, Any] = {"settings": resolved.settings}
     patches = []
 
@@ -238,6 +270,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             clock.tokens["rollout generation"] += sum(lengths)
             clock.flops["rollout generation"] += state["shapes"].forward([len(p) for p in prompt_ids]) + \
                 state["shapes"].forward(lengths, prefix=[len(p) for p in prompt_ids])
+            clock.bytes["rollout generation"] += state["shapes"].cache_reads(lengths, [len(p) for p in prompt_ids])
             return result
         return generate
 
@@ -268,6 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             clock.tokens["held-out evaluation"] += sum(lengths)
             clock.flops["held-out evaluation"] += state["shapes"].forward(prompt) + \
                 state["shapes"].forward(lengths, prefix=prompt)
+            clock.bytes["held-out evaluation"] += state["shapes"].cache_reads(lengths, prompt)
             return new, logprobs
         return sample
 
@@ -353,13 +387,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
              "training": matmul_rate(shapes, rows=4096, dtype=training_dtype)}
     rate_of = {"rollout generation": rates["decode"], "held-out evaluation": rates["decode"],
                "policy forward/backward": rates["training"]}
+    reads = read_rate()  # bytes/s: the decoding steps' KV-cache reads are bound by memory, not by matmuls
     parts = {}
     for p in PARTS:
-        flops = clock.flops.get(p, 0.0)
-        floor = flops / rate_of[p] if p in rate_of else 0.0
+        flops, cache = clock.flops.get(p, 0.0), clock.bytes.get(p, 0.0)
+        matmul_floor = flops / rate_of[p] if p in rate_of else 0.0
         parts[p] = {"seconds": clock.seconds[p], "share": clock.seconds[p] / total, "gflop": flops / 1e9,
                     "gflop_per_s": flops / 1e9 / clock.seconds[p] if flops and clock.seconds[p] else None,
-                    "floor_seconds": floor, "tokens": clock.tokens.get(p), "completions": clock.completions.get(p)}
+                    "cache_gb": cache / 1e9, "matmul_floor_seconds": matmul_floor,
+                    "floor_seconds": matmul_floor + cache / reads,
+                    "tokens": clock.tokens.get(p), "completions": clock.completions.get(p)}
     floor_total = sum(v["floor_seconds"] for v in parts.values())
     old = {kind: {"old_seconds": o, "new_seconds": n, "calls": c, "speedup": o / n if n else None}
            for kind, (o, n, c) in clock.old.items() if c}
@@ -370,6 +407,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   f"{state['settings'].updates_per_step} update(s)/step"),
         "device": "cuda" if torch.cuda.is_available() else "cpu", "total_seconds": total, "wall_seconds": wall,
         "imports_seconds": imports_s, "parts": parts, "matmul_gflop_per_s": {k: v / 1e9 for k, v in rates.items()},
+        "read_gb_per_s": reads / 1e9,
         "training_dtype": training_dtype, "cpu_bf16": cpu_bf16.kernel(),
         "floor_seconds": floor_total, "floor_fraction": floor_total / total, "generation_paths": old,
         "token_mismatches": clock.mismatches if old else None,
@@ -377,9 +415,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gain": summary["gain"], "floor_target": FLOOR_TARGET, "trim_micro_batch": args.trim_micro_batch,
         "update_positions": {"computed": clock.tokens.get("update positions computed", 0),
                              "real": clock.tokens.get("update positions real", 0)},
-        # the issue's targets are for the toy world's runs at the frozen toy preset
+        # the issue's targets are for the toy world's runs at the frozen toy preset, all its steps
         "target_seconds": TARGETS.get(summary["task"]) if args.preset == "toy" and args.model.startswith("toy-")
-        else None,
+        and summary["steps"] == preset_steps else None,
     }
     figures["cost_entry"] = cost_entry(figures)
     _print(figures)
@@ -422,6 +460,12 @@ def _print(f: dict[str, Any]) -> None:
     print(f"matmul rate, this process, one thread, the model's weight shapes: {rates['decode']:.1f} GFLOP/s at "
           f"128 rows (generation, float32), {rates['training']:.1f} GFLOP/s at 4096 rows (training, "
           f"{f['training_dtype']})" + (f"; bf16 matmuls by {f['cpu_bf16']}" if f["training_dtype"] == "bfloat16" else ""))
+    cache = {name: p["cache_gb"] for name, p in f["parts"].items() if p["cache_gb"]}
+    if cache:
+        print(f"memory: decoding reads each row's KV cache once per token ("
+              + ", ".join(f"{name} {gb:.1f} GB" for name, gb in cache.items())
+              + f"); this process reads {f['read_gb_per_s']:.1f} GB/s (one thread, a {READ_MEGABYTES} MB buffer), "
+              "which the generation floors below add to their matmuls' time")
     print(f"seconds are CPU seconds of this process (one thread: the cost on a core of its own); wall time "
           f"{f['wall_seconds']:.1f}s" + (" including the old path's generation" if f["generation_paths"] else ""))
     print(f"{'part':<24} {'seconds':>8} {'share':>6} {'GFLOP':>7} {'GFLOP/s':>8} {'floor s':>8} {'of floor':>8}")
@@ -453,8 +497,11 @@ def _print(f: dict[str, Any]) -> None:
           "part of kernel_s)")
     if f["target_seconds"]:
         met = "met" if f["total_seconds"] <= f["target_seconds"] else "NOT met"
+        floor_met = "met" if f["floor_fraction"] >= f["floor_target"] else "NOT met"
         print(f"target: a {f['task']} run <= {f['target_seconds']:.0f}s on one core ({met}); run at >= "
-              f"{f['floor_target']:.0%} of its matmul floor ({'met' if f['floor_fraction'] >= f['floor_target'] else 'NOT met'})")
+              f"{f['floor_target']:.0%} of its floor ({floor_met})")
+    elif f["preset"] == "toy" and f["model"].startswith("toy-"):
+        print(f"target: not judged ({f['steps']} steps is not a toy run; the targets are for the preset's whole run)")
 
 
 if __name__ == "__main__":

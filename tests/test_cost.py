@@ -36,7 +36,10 @@ def test_run_benchmark_splits_a_micro_run_and_the_two_generation_paths_agree(cap
     for name in ("rollout generation", "policy forward/backward", "held-out evaluation"):
         assert parts[name]["gflop"] > 0 and 0 < parts[name]["floor_seconds"] < parts[name]["seconds"], name
     assert parts["reward scoring"]["gflop"] == 0
-    assert 0 < f["floor_fraction"] < 1 and f["matmul_gflop_per_s"]["decode"] > 0
+    assert 0 < f["floor_fraction"] < 1 and f["matmul_gflop_per_s"]["decode"] > 0 and f["read_gb_per_s"] > 0
+    for name in ("rollout generation", "held-out evaluation"):  # decoding's cache reads add to its matmuls' floor
+        assert parts[name]["cache_gb"] > 0 and parts[name]["floor_seconds"] > parts[name]["matmul_floor_seconds"]
+    assert parts["policy forward/backward"]["cache_gb"] == 0
     entry = f["cost_entry"]  # the FLOPs per unit that move the costs to another machine's matmul rates
     assert entry["rollout_gflop"] > 0 and entry["update_gflop"] > entry["rollout_gflop"] and entry["eval_gflop"] > 0
     # both paths ran on every generation call, from the same random state, and gave the same tokens
@@ -44,6 +47,7 @@ def test_run_benchmark_splits_a_micro_run_and_the_two_generation_paths_agree(cap
     assert f["token_mismatches"] == 0
     out = capsys.readouterr().out
     assert "dominant part:" in out and "transformers generate" in out and "of floor" in out
+    assert "decoding reads each row's KV cache once per token" in out
     positions = f["update_positions"]  # every update forward pass counted, padding included
     assert 0 < positions["real"] < positions["computed"] and "% padding" in out
     assert f["trim_micro_batch"] is None and "CANDIDATE LEVER" not in out
@@ -90,6 +94,42 @@ def test_trimmed_micro_batches_give_every_real_position_its_log_prob_and_skip_th
     assert computed[1:] == [2 * (width_p + 6), 2 * (width_p + 3), 1 * (width_p + 1)]
     # what lies beyond its batch's longest is not computed (zero; the loss's mask ignores it, as it ignores padding)
     assert not cut[4, 3:].any() and not cut[3, 3:].any() and not cut[1, 1:].any() and cut[0].all()
+
+
+def test_cache_reads_count_the_keys_and_values_the_decode_loop_attends_over(monkeypatch):
+    """Generation's memory floor: `cache_reads` is what mtalign.decode's attention reads for its running rows."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mtalign import bench_run, decode
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         intermediate_size=64, vocab_size=12)
+    shapes = bench_run._Shapes(LlamaForCausalLM(config))
+    assert shapes.cache_bytes_per_position == 2 * 2 * 2 * (32 // 4) * 4  # K and V, 2 layers, 2 kv heads, float32
+    assert shapes.cache_reads([3], [2]) == 7 * shapes.cache_bytes_per_position  # after tokens 1, 2: 3 + 4 positions
+    assert shapes.cache_reads([1, 0], [5, 5]) == 0  # a one-token completion needs no decoding step
+
+    model = LlamaForCausalLM(config).eval()
+    attended = []
+    sdpa = F.scaled_dot_product_attention
+
+    def counting(q, k, v, **kw):
+        if q.shape[2] == 1:  # a decoding step (the prompt's forward pass is counted in FLOPs)
+            attended.append(k.shape[0] * k.shape[2])  # rows x positions; grouped heads repeat the same cache
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(decode.F, "scaled_dot_product_attention", counting)
+    for rows, prompt_len in ((1, 4), (2, 3)):  # two rows: the one that stops first leaves the batch at once
+        attended.clear()
+        ids = torch.randint(2, 12, (rows, prompt_len))
+        out = decode.sample(model, ids, torch.ones_like(ids), max_new_tokens=12, stop_ids=[1], pad_id=0,
+                            temperature=3.0)
+        lengths = [row.tolist().index(1) + 1 if 1 in row.tolist() else len(row) for row in out.tokens]  # to the stop
+        read = shapes.cache_reads(lengths, [prompt_len] * rows)
+        assert sum(attended) / config.num_hidden_layers * shapes.cache_bytes_per_position == read, (lengths, attended)
 
 
 def test_run_benchmark_rejects_bad_input_before_training():
