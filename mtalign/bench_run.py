@@ -11,8 +11,8 @@ processed (2 x matmul parameters per token forward, plus attention; backward twi
 single-thread matmul rate measured in the same process on the model's own weight shapes: the part's *floor* is the
 time those FLOPs take at that rate, and the run's fraction of the floor is the sum of the floors over the run's time.
 Generation's floor also counts the bytes decoding must read: each decoding step attends over every earlier position
-of its row, so it reads the row's whole KV cache (float32) once per token, work bound by memory rather than by
-matmuls (a roofline: those bytes at a single-thread read rate measured in the same process, added to the matmuls').
+of its row, so it reads the row's whole KV cache (float32) once per token: a roofline's memory term, those bytes at
+a single-thread read rate measured in the same process, added to the matmuls' time.
 
 With comparison on (the default), every generation call also runs transformers' `generate` (the old path) on the
 same inputs and random state before the new decode loop, checks that both give the same tokens, and reports both
@@ -387,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
              "training": matmul_rate(shapes, rows=4096, dtype=training_dtype)}
     rate_of = {"rollout generation": rates["decode"], "held-out evaluation": rates["decode"],
                "policy forward/backward": rates["training"]}
-    reads = read_rate()  # bytes/s: the decoding steps' KV-cache reads are bound by memory, not by matmuls
+    reads = read_rate()  # bytes/s: what the decoding steps' KV-cache reads cost at best
     parts = {}
     for p in PARTS:
         flops, cache = clock.flops.get(p, 0.0), clock.bytes.get(p, 0.0)
